@@ -1,0 +1,249 @@
+"""Every error funmusic-jupyter raises, and the one function that maps API answers to them.
+
+    FunMusicError
+    ├── ValidationError            bad input, caught before anything is sent (also a ValueError)
+    ├── ConfigurationError         bad settings (base URL, endpoint, missing key for backend="api")
+    ├── GenerationCancelled        the user stopped a song; ``partial_audio`` holds what arrived
+    └── APIError                   status_code, code, message, request_id, partial_audio
+        ├── BadRequestError            400 InvalidParameter, 404 Model.NotExist, other 4xx
+        │   └── ContentInspectionError 400 DataInspectionFailed
+        ├── AuthenticationError        401 InvalidApiKey
+        ├── PermissionDeniedError      403 AccessDenied, 400 Arrearage (never retried)
+        ├── RateLimitError             429 Throttling*, with ``retry_after``
+        ├── ServerError                5xx
+        ├── APIConnectionError         no answer from the server
+        │   └── APITimeoutError        connect, read or idle-between-events timeout
+        └── StreamInterruptedError     the stream ended or broke before its final event
+
+Every API error raised after audio started arriving carries every byte received in
+``partial_audio``, so nothing the user paid for is lost.
+
+All of them render in IPython as one line (``_render_traceback_``): a traceback is never what a
+notebook user needs for a bad lyric or a throttled account.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+__all__ = [
+    "APIConnectionError",
+    "APIError",
+    "APITimeoutError",
+    "AuthenticationError",
+    "BadRequestError",
+    "ConfigurationError",
+    "ContentInspectionError",
+    "FunMusicError",
+    "FunMusicWarning",
+    "GenerationCancelled",
+    "PermissionDeniedError",
+    "RateLimitError",
+    "ServerError",
+    "StreamInterruptedError",
+    "ValidationError",
+    "error_from_response",
+]
+
+
+class FunMusicWarning(UserWarning):
+    """Something was sent, but not quite as written (both lyrics and prompt, an unknown tag)."""
+
+
+class FunMusicError(Exception):
+    """The root of every error this package raises."""
+
+    def one_line(self) -> str:
+        return f"{type(self).__name__}: {self}"
+
+    def _render_traceback_(self) -> list[str]:
+        # IPython calls this instead of printing a traceback.
+        return [self.one_line()]
+
+
+class ValidationError(FunMusicError, ValueError):
+    """The request was refused before anything was sent (nothing was billed)."""
+
+
+class ConfigurationError(FunMusicError, ValueError):
+    """A setting (key, base URL, endpoint, backend) cannot be used."""
+
+
+class GenerationCancelled(FunMusicError):
+    """The user cancelled a song; ``partial_audio`` holds every byte that had arrived."""
+
+    def __init__(self, message: str = "cancelled", *, partial_audio: bytes = b"") -> None:
+        super().__init__(message)
+        self.partial_audio = partial_audio
+
+
+class APIError(FunMusicError):
+    """The service (or the way to it) failed.
+
+    ``code`` is DashScope's code (``InvalidParameter``, ``Throttling.RateQuota``…) when the
+    server sent one; ``request_id`` comes from the body or the ``x-request-id`` header.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int | None = None,
+        code: str | None = None,
+        request_id: str | None = None,
+        partial_audio: bytes = b"",
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status_code = status_code
+        self.code = code
+        self.request_id = request_id
+        self.partial_audio = partial_audio
+
+    def __str__(self) -> str:
+        parts = []
+        if self.status_code is not None:
+            parts.append(str(self.status_code))
+        if self.code:
+            parts.append(self.code)
+        head = " ".join(parts)
+        text = f"{head}: {self.message}" if head else self.message
+        if self.request_id:
+            text += f" (request id {self.request_id})"
+        if self.partial_audio:
+            text += f" [{len(self.partial_audio):,} bytes of audio had arrived]"
+        return text
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(status_code={self.status_code!r}, code={self.code!r}, "
+            f"message={self.message!r}, request_id={self.request_id!r}, "
+            f"partial_audio=<{len(self.partial_audio)} bytes>)"
+        )
+
+
+class BadRequestError(APIError):
+    pass
+
+
+class ContentInspectionError(BadRequestError):
+    pass
+
+
+class AuthenticationError(APIError):
+    pass
+
+
+class PermissionDeniedError(APIError):
+    pass
+
+
+class RateLimitError(APIError):
+    def __init__(self, message: str, *, retry_after: float | None = None, **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.retry_after = retry_after
+
+
+class ServerError(APIError):
+    pass
+
+
+class APIConnectionError(APIError):
+    pass
+
+
+class APITimeoutError(APIConnectionError):
+    pass
+
+
+class StreamInterruptedError(APIError):
+    pass
+
+
+def _retry_after_seconds(headers: Mapping[str, str] | None) -> float | None:
+    if not headers:
+        return None
+    raw = headers.get("retry-after") or headers.get("Retry-After")
+    if raw is None:
+        return None
+    try:
+        return max(0.0, float(raw))
+    except ValueError:
+        # An HTTP date is allowed too; we do not bother and let the caller use its default.
+        return None
+
+
+def _as_mapping(body: object) -> Mapping[str, Any] | None:
+    if isinstance(body, Mapping):
+        return body
+    if isinstance(body, (bytes, bytearray)):
+        body = bytes(body).decode("utf-8", "replace")
+    if isinstance(body, str):
+        text = body.strip()
+        # A stream-framed error body ("event:error\n:HTTP_STATUS/400\ndata:{...}") may arrive
+        # labelled application/json: take its data line.
+        for line in text.splitlines():
+            if line.startswith("data:"):
+                text = line[5:].strip()
+                break
+        try:
+            parsed = json.loads(text)
+        except ValueError:
+            return None
+        return parsed if isinstance(parsed, Mapping) else None
+    return None
+
+
+def error_from_response(
+    status_code: int | None,
+    body: object,
+    headers: Mapping[str, str] | None = None,
+    *,
+    partial_audio: bytes = b"",
+) -> APIError:
+    """Build the right ``APIError`` from a status and a body (dict, JSON text or SSE-framed text).
+
+    Handles DashScope bodies (``{"code", "message", "request_id"}``) and gateway bodies
+    (``{"error": {"code", "message", "type"}}``); parses by content, never by content type.
+    """
+    data = _as_mapping(body) or {}
+    nested = data.get("error")
+    if isinstance(nested, Mapping):
+        data = {**nested, "request_id": data.get("request_id")}
+    code = data.get("code")
+    code = str(code) if code not in (None, "") else None
+    message = data.get("message")
+    if not message:
+        if isinstance(body, (str, bytes)) and not data:
+            raw = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
+            message = raw.strip()[:300] or "no error message in the response"
+        else:
+            message = "no error message in the response"
+    request_id = data.get("request_id") or (headers or {}).get("x-request-id")
+    kw: dict[str, Any] = {
+        "status_code": status_code,
+        "code": code,
+        "request_id": str(request_id) if request_id else None,
+        "partial_audio": partial_audio,
+    }
+    message = str(message)
+    lowered = (code or "").lower()
+    if code == "DataInspectionFailed":
+        return ContentInspectionError(message, **kw)
+    if code in ("Arrearage", "AccessDenied") or lowered.startswith("accessdenied"):
+        return PermissionDeniedError(message, **kw)
+    if code == "InvalidApiKey" or status_code == 401:
+        return AuthenticationError(message, **kw)
+    if lowered.startswith("throttling") or status_code == 429:
+        return RateLimitError(message, retry_after=_retry_after_seconds(headers), **kw)
+    if status_code == 403:
+        return PermissionDeniedError(message, **kw)
+    if status_code is not None and status_code >= 500:
+        return ServerError(message, **kw)
+    if code in ("InternalError", "ServiceUnavailable") or lowered.startswith("internalerror"):
+        return ServerError(message, **kw)
+    if status_code is not None and 400 <= status_code < 500:
+        return BadRequestError(message, **kw)
+    return APIError(message, **kw)

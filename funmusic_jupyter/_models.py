@@ -1,0 +1,171 @@
+"""What a generation gives back: the ``Song``, and the events of a stream."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from ._validation import SongRequest
+
+__all__ = ["AudioChunk", "Song", "StreamEvent", "StreamFinished", "mime_type_for", "sidecar_path"]
+
+_MIME = {"mp3": "audio/mpeg", "wav": "audio/wav"}
+
+
+def mime_type_for(fmt: str) -> str:
+    return _MIME.get(fmt, "application/octet-stream")
+
+
+def sidecar_path(audio_path: Path) -> Path:
+    """``song.mp3`` -> ``song.json``: the metadata beside the audio."""
+    return audio_path.with_suffix(".json")
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    # Write then rename, so a kernel killed mid-write never leaves a truncated song behind.
+    tmp = path.with_name(f".{path.name}.part")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+@dataclass(eq=False, repr=False)
+class Song:
+    """A finished song: its audio bytes and everything the service said about it.
+
+    ``duration`` is the billed length in seconds (``usage.duration``). ``url`` expires at
+    ``expires_at`` (an aware datetime): the audio is already in ``audio``, so nothing is lost then.
+    """
+
+    audio: bytes
+    format: str
+    lyrics: str
+    sample_rate: int
+    channels: int
+    duration: float
+    request_id: str | None
+    audio_id: str | None
+    url: str | None
+    expires_at: datetime | None
+    time_to_first_audio: float | None
+    total_time: float
+    request: SongRequest
+    simulated: bool = False
+    saved_path: Path | None = field(default=None)
+
+    @property
+    def mime_type(self) -> str:
+        return mime_type_for(self.format)
+
+    @property
+    def mode(self) -> str:
+        return self.request.mode
+
+    @property
+    def gender(self) -> str:
+        return self.request.gender
+
+    @property
+    def model(self) -> str:
+        return self.request.model
+
+    def cost(self, price_per_second: float) -> float:
+        return round(self.duration * price_per_second, 6)
+
+    def metadata(self) -> dict[str, Any]:
+        """Everything but the audio, JSON-ready: what the sidecar holds."""
+        return {
+            "complete": True,
+            "simulated": self.simulated,
+            "model": self.model,
+            "mode": self.mode,
+            "gender": self.gender,
+            "format": self.format,
+            "mime_type": self.mime_type,
+            "sample_rate": self.sample_rate,
+            "channels": self.channels,
+            "duration": self.duration,
+            "bytes": len(self.audio),
+            "request_id": self.request_id,
+            "audio_id": self.audio_id,
+            "url": self.url,
+            "expires_at": self.expires_at.isoformat() if self.expires_at else None,
+            "time_to_first_audio": self.time_to_first_audio,
+            "total_time": self.total_time,
+            "lyrics": self.lyrics,
+            "request": self.request.describe(),
+        }
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write the audio to ``path`` and a JSON sidecar beside it; return the audio's path.
+
+        A path without a suffix gets the format's (``.mp3``/``.wav``); a directory gets a file
+        named after the request id.
+        """
+        target = Path(path).expanduser()
+        if target.is_dir():
+            target = target / f"{self.request_id or self.audio_id or 'song'}.{self.format}"
+        elif not target.suffix:
+            target = target.with_suffix(f".{self.format}")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        _atomic_write(target, self.audio)
+        meta = self.metadata()
+        meta["saved_at"] = datetime.now(timezone.utc).isoformat()
+        _atomic_write(
+            sidecar_path(target),
+            json.dumps(meta, ensure_ascii=False, indent=2).encode("utf-8"),
+        )
+        self.saved_path = target.resolve()
+        return self.saved_path
+
+    def first_line(self) -> str:
+        """The first sung line (no tags), for titles."""
+        for line in self.lyrics.splitlines():
+            stripped = line.strip()
+            if stripped and not (stripped.startswith("[") and stripped.endswith("]")):
+                return stripped
+        return ""
+
+    def summary(self) -> str:
+        """Deterministic one-liner: no ids, no timings, nothing that changes between runs."""
+        ch = {1: "mono", 2: "stereo"}.get(self.channels, f"{self.channels} channels")
+        sim = ", simulated" if self.simulated else ""
+        first = self.first_line()
+        if len(first) > 48:
+            first = first[:47] + "…"
+        return (
+            f"<Song {self.format} {self.sample_rate} Hz {ch}, {self.duration:g} s, "
+            f"{self.mode} mode, {self.gender} voice{sim}: {first!r}>"
+        )
+
+    def __repr__(self) -> str:
+        return self.summary()
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
+        from ._render import song_html  # render lazily: the module is only needed in notebooks
+
+        return {"text/plain": self.summary(), "text/html": song_html(self)}
+
+
+@dataclass(frozen=True)
+class AudioChunk:
+    """One piece of audio as it arrived. ``seconds_so_far`` estimates audio received so far."""
+
+    index: int
+    data: bytes
+    bytes_so_far: int
+    seconds_so_far: float | None
+    elapsed: float
+
+
+@dataclass(frozen=True)
+class StreamFinished:
+    """The last event of a stream: the assembled song."""
+
+    song: Song
+
+
+StreamEvent = AudioChunk | StreamFinished

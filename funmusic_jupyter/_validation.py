@@ -1,0 +1,382 @@
+"""Checks every request against the service's rules before anything is sent.
+
+The same code runs in the client (so a bad request costs nothing) and in the simulator (so it
+refuses exactly what the client refuses, with the same words).
+
+Rules, as documented in the README:
+
+Mode
+    ``lyrics=`` or ``prompt=`` forces the mode. Plain ``text`` is *lyrics* when it has a
+    structure tag (a line that is only ``[intro]``, ``[verse]``, ``[chorus 2]``,
+    ``[pre-chorus]``… ), else a *prompt*. Both lyrics and prompt given: lyrics are used and the
+    prompt is dropped, with a warning (the service ignores the prompt too).
+Language
+    Han characters are Chinese; Latin letters are English. Kana, Hangul and any other script are
+    refused. Mixed text is Chinese when it has at least as many Han characters as English words,
+    else English.
+Counting
+    Structure-tag lines never count. *Characters* are every character that is not white space.
+    *Words* are runs of Latin letters, digits and apostrophes; in a mixed streaming prompt each
+    Han character counts as one word, since the service counts "Chinese characters or English
+    words".
+Limits (``fun-music-v1``; other model names skip the length limits but keep every other check)
+
+    =================  ======================  ==================================
+    field              non-streaming           streaming
+    =================  ======================  ==================================
+    lyrics, Chinese    5–350 characters        300–350 characters
+    lyrics, English    5–2,000 characters      200–250 words
+    prompt             1–2,000 characters      5–1,000 Chinese characters + words
+    =================  ======================  ==================================
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import unicodedata
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from ._errors import ValidationError
+
+__all__ = [
+    "GENDERS",
+    "FORMATS",
+    "KNOWN_TAGS",
+    "Limit",
+    "SongRequest",
+    "TextStats",
+    "build_request",
+    "detect_mode",
+    "limit_for",
+    "text_stats",
+    "validate_payload",
+]
+
+DEFAULT_MODEL = "fun-music-v1"
+LIMITED_MODELS = frozenset({DEFAULT_MODEL})
+GENDERS = ("female", "male")
+FORMATS = ("mp3", "wav")
+KNOWN_TAGS = ("intro", "verse", "chorus", "bridge", "outro")
+_RESERVED_INPUT = frozenset({"lyrics", "prompt", "gender", "format"})
+
+Mode = Literal["lyrics", "prompt"]
+Language = Literal["zh", "en"]
+
+# A line that is only a bracketed label: "[verse]", "[Chorus 2]", "[pre-chorus]".
+_TAG_LINE = re.compile(r"^[ \t]*\[([A-Za-z][A-Za-z0-9 _\-]{0,23})\][ \t]*$", re.MULTILINE)
+_WORD = re.compile(r"[A-Za-z0-9\u00C0-\u024F\u1E00-\u1EFF]+(?:['’][A-Za-z\u00C0-\u024F]+)*")
+
+
+def _is_han(ch: str) -> bool:
+    o = ord(ch)
+    return (
+        0x4E00 <= o <= 0x9FFF
+        or 0x3400 <= o <= 0x4DBF
+        or 0x20000 <= o <= 0x2EBEF
+        or 0xF900 <= o <= 0xFAFF
+        or 0x30000 <= o <= 0x3134F
+    )
+
+
+def _script_of(ch: str) -> str | None:
+    """The script of a letter we must refuse, or None when the letter is allowed."""
+    o = ord(ch)
+    if 0x3040 <= o <= 0x30FF or 0x31F0 <= o <= 0x31FF or 0xFF66 <= o <= 0xFF9D:
+        return "Japanese kana"
+    if 0xAC00 <= o <= 0xD7AF or 0x1100 <= o <= 0x11FF or 0x3130 <= o <= 0x318F:
+        return "Korean hangul"
+    if _is_han(ch) or o < 0x250 or 0x1E00 <= o <= 0x1EFF or 0xFF21 <= o <= 0xFF5A:
+        return None
+    name = unicodedata.name(ch, "")
+    return (name.split(" ")[0].title() if name else "an unsupported") + " script"
+
+
+@dataclass(frozen=True)
+class TextStats:
+    language: Language
+    characters: int  # non-space characters outside tag lines
+    words: int  # Latin words outside tag lines
+    han: int  # Han characters outside tag lines
+
+    @property
+    def units(self) -> int:
+        """Chinese characters plus English words: the streaming prompt's measure."""
+        return self.han + self.words
+
+
+def _strip_tags(text: str) -> str:
+    return _TAG_LINE.sub("", text)
+
+
+def tags_in(text: str) -> list[str]:
+    """The structure tags of ``text``, lower-cased and without numbers (``[Chorus 2]`` -> chorus)."""
+    out = []
+    for m in _TAG_LINE.finditer(text):
+        label = m.group(1).strip().lower()
+        out.append(re.sub(r"[\s_\-]*\d+$", "", label))
+    return out
+
+
+def text_stats(text: str) -> TextStats:
+    body = _strip_tags(text)
+    characters = sum(1 for ch in body if not ch.isspace())
+    han = sum(1 for ch in body if _is_han(ch))
+    words = len(_WORD.findall(body))
+    language: Language = "zh" if han > 0 and han >= words else "en"
+    return TextStats(language, characters, words, han)
+
+
+def detect_mode(text: str) -> Mode:
+    """Lyrics if ``text`` has a structure tag line, else a prompt."""
+    return "lyrics" if _TAG_LINE.search(text) else "prompt"
+
+
+@dataclass(frozen=True)
+class Limit:
+    low: int
+    high: int
+    unit: Literal["characters", "words", "Chinese characters or English words"]
+    description: str  # "lyrics for streaming", "English lyrics" …
+
+    def measure(self, stats: TextStats) -> int:
+        if self.unit == "characters":
+            return stats.characters
+        if self.unit == "words":
+            return stats.words
+        return stats.units
+
+
+def limit_for(mode: Mode, language: Language, stream: bool) -> Limit:
+    """The service's limit for one mode, language and streaming setting."""
+    lang = "Chinese" if language == "zh" else "English"
+    how = "streaming" if stream else "non-streaming"
+    if mode == "lyrics":
+        if language == "zh":
+            low, high = (300, 350) if stream else (5, 350)
+            return Limit(low, high, "characters", f"{lang} lyrics for {how}")
+        if stream:
+            return Limit(200, 250, "words", f"{lang} lyrics for {how}")
+        return Limit(5, 2000, "characters", f"{lang} lyrics for {how}")
+    if stream:
+        return Limit(5, 1000, "Chinese characters or English words", f"a prompt for {how}")
+    return Limit(1, 2000, "characters", f"a prompt for {how}")
+
+
+def _fix_hint(mode: Mode, limit: Limit, got: int, stream: bool, language: Language) -> str:
+    other = limit_for(mode, language, not stream)
+    if got > limit.high:
+        fix = f"Remove at least {_plural(got - limit.high, limit.unit)}"
+        if stream and other.high > limit.high:
+            return f"{fix}, or use non-streaming (stream=False, --no-stream) for longer {mode}."
+        return f"{fix}."
+    fix = f"Add at least {_plural(limit.low - got, limit.unit)}"
+    if stream:
+        return (
+            f"{fix}, or use non-streaming (stream=False, --no-stream), which accepts "
+            f"{other.low:,}–{other.high:,} {other.unit}."
+        )
+    return f"{fix}."
+
+
+def _plural(n: int, unit: str) -> str:
+    if n == 1:
+        unit = {"characters": "character", "words": "word"}.get(unit, unit)
+    return f"{n:,} {unit}"
+
+
+def _check_length(mode: Mode, stream: bool, stats: TextStats) -> None:
+    limit = limit_for(mode, stats.language, stream)
+    got = limit.measure(stats)
+    if limit.low <= got <= limit.high:
+        return
+    raise ValidationError(
+        f"{limit.description} must be {limit.low:,}–{limit.high:,} {limit.unit}; "
+        f"got {_plural(got, limit.unit)}. {_fix_hint(mode, limit, got, stream, stats.language)}"
+    )
+
+
+def _check_script(text: str, what: str) -> None:
+    for ch in text:
+        if ch.isalpha():
+            script = _script_of(ch)
+            if script is not None:
+                sample = "".join(c for c in text if c.isalpha() and _script_of(c) == script)[:8]
+                raise ValidationError(
+                    f"{what} must be Chinese or English; got {script} ({sample!r}). "
+                    "Fun-Music sings only Chinese and English: translate the text."
+                )
+
+
+def _choice(name: str, value: object, allowed: tuple[str, ...]) -> str:
+    if not isinstance(value, str) or value.strip().lower() not in allowed:
+        raise ValidationError(f"{name} must be one of {', '.join(allowed)}; got {value!r}")
+    return value.strip().lower()
+
+
+@dataclass(frozen=True)
+class SongRequest:
+    """A request that passed every check: what will be sent, and what we learned on the way."""
+
+    model: str
+    mode: Mode
+    text: str
+    gender: str
+    format: str
+    stream: bool
+    language: Language
+    count: int  # the measure the limit is about
+    unit: str
+    extra_input: Mapping[str, Any] = field(default_factory=dict)
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def limit(self) -> Limit:
+        return limit_for(self.mode, self.language, self.stream)
+
+    def payload(self) -> dict[str, Any]:
+        """The JSON body. It holds no key: the key only ever travels in a header."""
+        inp: dict[str, Any] = {self.mode: self.text, "gender": self.gender, "format": self.format}
+        inp.update(self.extra_input)
+        return {"model": self.model, "input": inp}
+
+    def describe(self) -> dict[str, Any]:
+        """For sidecars and tables: the request as sent, nothing secret in it."""
+        return {
+            "model": self.model,
+            "mode": self.mode,
+            self.mode: self.text,
+            "gender": self.gender,
+            "format": self.format,
+            "stream": self.stream,
+            "language": self.language,
+            "extra_input": dict(self.extra_input),
+        }
+
+
+def build_request(
+    *,
+    text: str | None = None,
+    prompt: str | None = None,
+    lyrics: str | None = None,
+    gender: str = "female",
+    format: str = "mp3",
+    stream: bool = False,
+    model: str = DEFAULT_MODEL,
+    mode: str = "auto",
+    **extra_input: Any,
+) -> SongRequest:
+    """Validate a request and return it, or raise ``ValidationError`` saying what to fix.
+
+    ``text`` is mode-neutral (the magic's cell body, the panel's text area): ``mode`` is
+    ``"auto"``, ``"lyrics"`` or ``"prompt"``. ``prompt``/``lyrics`` are the API's own fields.
+    """
+    warnings: list[str] = []
+    if mode not in ("auto", "lyrics", "prompt"):
+        raise ValidationError(f"mode must be one of auto, lyrics, prompt; got {mode!r}")
+    if not isinstance(model, str) or not model.strip():
+        raise ValidationError(f"model must be a model name such as {DEFAULT_MODEL!r}; got {model!r}")
+    for name, value in (("text", text), ("prompt", prompt), ("lyrics", lyrics)):
+        if value is not None and not isinstance(value, str):
+            raise ValidationError(f"{name} must be a string; got {type(value).__name__}")
+    if text is not None:
+        if prompt is not None or lyrics is not None:
+            raise ValidationError("pass either text= or prompt=/lyrics=, not both")
+        chosen: Mode = detect_mode(text) if mode == "auto" else mode  # type: ignore[assignment]
+        if chosen == "lyrics":
+            lyrics = text
+        else:
+            prompt = text
+    elif mode == "lyrics" and lyrics is None and prompt is not None:
+        lyrics, prompt = prompt, None
+    elif mode == "prompt" and prompt is None and lyrics is not None:
+        prompt, lyrics = lyrics, None
+
+    has_lyrics = lyrics is not None and lyrics.strip() != ""
+    has_prompt = prompt is not None and prompt.strip() != ""
+    if not has_lyrics and not has_prompt:
+        given = "lyrics" if lyrics is not None else "prompt" if prompt is not None else None
+        got = f"an empty {given}" if given else "neither"
+        raise ValidationError(
+            f"a song needs lyrics or a prompt with some text; got {got}. "
+            "Write lyrics (with [verse]/[chorus] tags) or describe the song."
+        )
+    if has_lyrics and has_prompt:
+        warnings.append(
+            "both lyrics and a prompt were given: the lyrics are used and the prompt is ignored"
+        )
+    final_mode: Mode = "lyrics" if has_lyrics else "prompt"
+    body = (lyrics if has_lyrics else prompt) or ""
+    body = body.strip("\n").rstrip()
+    if "\x00" in body:
+        raise ValidationError(f"{final_mode} must be text; got a NUL character")
+
+    gender = _choice("gender", gender, GENDERS)
+    format = _choice("format", format, FORMATS)
+    if not isinstance(stream, bool):
+        raise ValidationError(f"stream must be True or False; got {stream!r}")
+
+    for key, value in extra_input.items():
+        if key in _RESERVED_INPUT:
+            raise ValidationError(f"{key!r} is a named argument; pass it as {key}=…, not in extras")
+        try:
+            json.dumps(value)
+        except (TypeError, ValueError):
+            raise ValidationError(
+                f"extra input {key!r} must be JSON-serialisable; got {type(value).__name__}"
+            ) from None
+
+    _check_script(body, final_mode)
+    stats = text_stats(body)
+    if final_mode == "lyrics":
+        unknown = sorted({t for t in tags_in(body) if t not in KNOWN_TAGS})
+        if unknown:
+            warnings.append(
+                f"unknown structure tag(s) {', '.join('[' + t + ']' for t in unknown)}: "
+                f"Fun-Music knows {', '.join('[' + t + ']' for t in KNOWN_TAGS)}"
+            )
+        if stats.characters == 0:
+            raise ValidationError(
+                "lyrics must have words besides structure tags; got only tags. "
+                "Write the lines under each tag."
+            )
+    limit = limit_for(final_mode, stats.language, stream)
+    if model.strip() in LIMITED_MODELS:
+        _check_length(final_mode, stream, stats)
+    return SongRequest(
+        model=model.strip(),
+        mode=final_mode,
+        text=body,
+        gender=gender,
+        format=format,
+        stream=stream,
+        language=stats.language,
+        count=limit.measure(stats),
+        unit=limit.unit,
+        extra_input=dict(extra_input),
+        warnings=tuple(warnings),
+    )
+
+
+def validate_payload(body: object, *, stream: bool) -> SongRequest:
+    """The simulator's entry point: check a request body exactly as the client would."""
+    if not isinstance(body, Mapping):
+        raise ValidationError(f"the request body must be a JSON object; got {type(body).__name__}")
+    model = body.get("model")
+    if not isinstance(model, str) or not model:
+        raise ValidationError(f"model must be a model name such as {DEFAULT_MODEL!r}; got {model!r}")
+    inp = body.get("input")
+    if not isinstance(inp, Mapping):
+        raise ValidationError(f"input must be a JSON object; got {type(inp).__name__}")
+    extra = {k: v for k, v in inp.items() if k not in _RESERVED_INPUT}
+    return build_request(
+        prompt=inp.get("prompt"),
+        lyrics=inp.get("lyrics"),
+        gender=inp.get("gender", "female"),
+        format=inp.get("format", "mp3"),
+        stream=stream,
+        model=model,
+        **extra,
+    )
