@@ -1,6 +1,107 @@
-"""funmusic-jupyter (development placeholder: the lead restores the full public API once
-_client.py, _api.py and _magics.py exist; see /work/init_final.py)."""
+"""funmusic-jupyter: make songs with Alibaba Cloud Model Studio's Fun-Music from a notebook.
 
+    %load_ext funmusic_jupyter
+
+    %%funmusic --gender male
+    [verse]
+    ...
+
+or, from Python::
+
+    import funmusic_jupyter as fm
+    song = fm.generate(prompt="Melancholic piano, rainy night yearning")
+
+With no API key configured, everything runs on the offline simulator
+(``funmusic_jupyter.simulator``), which speaks the service's exact wire protocol.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ._api import agenerate, astream, generate, stream
+from ._client import AsyncFunMusicClient, AsyncSongStream, FunMusicClient, SongStream
+from ._config import Settings, resolve_settings
+from ._errors import (
+    APIConnectionError,
+    APIError,
+    APITimeoutError,
+    AuthenticationError,
+    BadRequestError,
+    ConfigurationError,
+    ContentInspectionError,
+    FunMusicError,
+    FunMusicWarning,
+    GenerationCancelled,
+    PermissionDeniedError,
+    RateLimitError,
+    ServerError,
+    StreamInterruptedError,
+    ValidationError,
+)
+from ._models import AudioChunk, Song, StreamEvent, StreamFinished
+from ._validation import SongRequest, build_request
 from ._version import __version__
 
-__all__ = ["__version__"]
+if TYPE_CHECKING:
+    from ._panel import FunMusicPanel
+
+__all__ = [
+    "APIConnectionError",
+    "APIError",
+    "APITimeoutError",
+    "AsyncFunMusicClient",
+    "AsyncSongStream",
+    "AudioChunk",
+    "AuthenticationError",
+    "BadRequestError",
+    "ConfigurationError",
+    "ContentInspectionError",
+    "FunMusicClient",
+    "FunMusicError",
+    "FunMusicPanel",
+    "FunMusicWarning",
+    "GenerationCancelled",
+    "PermissionDeniedError",
+    "RateLimitError",
+    "ServerError",
+    "Settings",
+    "Song",
+    "SongRequest",
+    "SongStream",
+    "StreamEvent",
+    "StreamFinished",
+    "StreamInterruptedError",
+    "ValidationError",
+    "__version__",
+    "agenerate",
+    "astream",
+    "build_request",
+    "generate",
+    "load_ipython_extension",
+    "resolve_settings",
+    "stream",
+    "unload_ipython_extension",
+]
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """``%load_ext funmusic_jupyter``: register ``%%funmusic`` and ``%funmusic``."""
+    from ._magics import load_ipython_extension as _load
+
+    _load(ipython)
+
+
+def unload_ipython_extension(ipython: Any) -> None:
+    from ._magics import unload_ipython_extension as _unload
+
+    _unload(ipython)
+
+
+def __getattr__(name: str) -> Any:
+    # The panel pulls in ipywidgets' front-end plumbing: import it only when asked for.
+    if name == "FunMusicPanel":
+        from ._panel import FunMusicPanel
+
+        return FunMusicPanel
+    raise AttributeError(f"module 'funmusic_jupyter' has no attribute {name!r}")

@@ -244,6 +244,9 @@ def error_from_response(
         return ServerError(message, **kw)
     if code in ("InternalError", "ServiceUnavailable") or lowered.startswith("internalerror"):
         return ServerError(message, **kw)
+    if code in ("InvalidParameter", "Model.NotExist"):
+        # An in-stream error event or a 200 body carries no usable status: map by code.
+        return BadRequestError(message, **kw)
     if status_code is not None and 400 <= status_code < 500:
         return BadRequestError(message, **kw)
     return APIError(message, **kw)

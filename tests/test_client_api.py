@@ -1,0 +1,87 @@
+"""The module-level API's default clients: one per settings, created once under a lock, one per
+event loop for async, closed at exit. (The songs themselves: test_client_integration.py.)"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+
+import anyio
+import pytest
+from test_client_support import BASE, KEY
+
+from funmusic_jupyter import _api
+from funmusic_jupyter._client import AsyncFunMusicClient, FunMusicClient
+
+
+@pytest.fixture(autouse=True)
+def fresh_defaults() -> Iterator[None]:
+    saved = dict(_api._sync_clients)
+    _api._sync_clients.clear()
+    yield
+    _api.close_default_clients()
+    _api._sync_clients.update(saved)
+
+
+def test_one_client_per_settings() -> None:
+    a = _api._sync_client(KEY, BASE, None, "auto")
+    assert _api._sync_client(KEY, BASE, None, "auto") is a
+    assert _api._sync_client(KEY, BASE, "speech-synthesizer", "auto") is not a
+    assert _api._sync_client(KEY + "x", BASE, None, "auto") is not a
+    assert isinstance(a, FunMusicClient) and a.settings.api_key == KEY
+
+
+def test_a_changed_environment_selects_another_client(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DASHSCOPE_API_KEY", KEY)
+    first = _api._sync_client(None, BASE, None, "auto")
+    monkeypatch.setenv("DASHSCOPE_API_KEY", KEY + "2")
+    second = _api._sync_client(None, BASE, None, "auto")
+    assert first is not second and second.settings.api_key == KEY + "2"
+    monkeypatch.setenv("DASHSCOPE_API_KEY", KEY)
+    assert _api._sync_client(None, BASE, None, "auto") is first
+
+
+def test_creation_is_thread_safe() -> None:
+    barrier = threading.Barrier(8)
+    made: list[FunMusicClient] = []
+
+    def get() -> None:
+        barrier.wait()
+        made.append(_api._sync_client(KEY, BASE, None, "auto"))
+
+    threads = [threading.Thread(target=get) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(made) == 8 and all(c is made[0] for c in made)
+    assert len(_api._sync_clients) == 1
+
+
+def test_close_default_clients_closes_them() -> None:
+    client = _api._sync_client(KEY, BASE, None, "auto")
+    _api.close_default_clients()
+    assert client._http.is_closed and _api._sync_clients == {}
+
+
+def test_async_clients_belong_to_their_event_loop() -> None:
+    async def get() -> tuple[AsyncFunMusicClient, AsyncFunMusicClient]:
+        a = _api._async_client(KEY, BASE, None, "auto")
+        b = _api._async_client(KEY, BASE, None, "auto")
+        await _api.aclose_default_clients()
+        return a, b
+
+    a1, b1 = anyio.run(get)
+    a2, _ = anyio.run(get)
+    assert a1 is b1  # reused within a loop
+    assert a2 is not a1  # a new loop gets its own client
+    assert a1._http.is_closed
+
+
+def test_module_functions_validate_before_any_request() -> None:
+    from funmusic_jupyter._errors import ValidationError
+
+    with pytest.raises(ValidationError):
+        _api.generate(prompt="", base_url=BASE)
+    with pytest.raises(ValidationError):
+        _api.stream(prompt="too short", base_url=BASE)
