@@ -1,0 +1,468 @@
+"""``%%funmusic`` and ``%funmusic``: make a song from a cell, watch it stream in, play it inline.
+
+Thin on purpose: parse the line, validate the request (nothing is sent if it is wrong), hand the
+song to the shared background worker (``_worker``), render with the one renderer (``_render``).
+
+Errors, and why they look the way they do:
+
+- A bad option, an unknown subcommand or an empty cell is a ``UsageError``: one line, the
+  IPython convention for "you typed the command wrong".
+- A request the service would refuse (too long for streaming, Japanese lyrics…) raises the same
+  ``ValidationError`` the Python API raises; like every ``FunMusicError`` it renders as one line
+  (``_render_traceback_``). It is a real error, not a usage message, on purpose: nbclient and
+  nbval both see it (a ``UsageError`` sends no ``error`` message, so nbval would pass it), and a
+  teaching notebook can show it in a cell tagged ``raises-exception``.
+- A song that fails at the service shows an error box in its output, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import keyword
+import shlex
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, NoReturn, TypeVar
+
+from IPython.core import magic_arguments as _ma
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, line_cell_magic, magics_class
+from IPython.display import DisplayHandle
+from IPython.display import display as _ipython_display
+from traitlets import Bool, CaselessStrEnum, Float, TraitError, Unicode, validate
+
+from . import _render
+from ._config import resolve_settings
+from ._errors import GenerationCancelled, ValidationError
+from ._validation import FORMATS, GENDERS, SongRequest, build_request
+from ._worker import FINAL_STATES, Job, current_worker, get_worker
+
+__all__ = ["FunMusicMagics", "load_ipython_extension", "unload_ipython_extension"]
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+# IPython ships these untyped; typed aliases keep the rest of the module checked.
+display: Callable[..., Any] = _ipython_display
+argument: Callable[..., Callable[[_F], _F]] = _ma.argument
+magic_arguments: Callable[..., Callable[[_F], _F]] = _ma.magic_arguments
+
+_HELP_HINT = "see %%funmusic? for the options"
+_SUBCOMMANDS = "status, stop [ID], config"
+# A song can take minutes; how long ``%funmusic stop`` and an interrupt wait for the job to
+# close its stream and save its partial audio before giving up waiting (the job still ends).
+_STOP_WAIT = 15.0
+
+
+class _OptionParser(argparse.ArgumentParser):
+    """argparse that never exits and never prints: every problem is a one-line UsageError."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"%%funmusic: {' '.join(message.split())} ({_HELP_HINT})")
+
+    def exit(self, status: int = 0, message: str | None = None) -> NoReturn:
+        raise UsageError(f"%%funmusic: {' '.join((message or 'bad options').split())}")
+
+
+def _lower(value: str) -> str:
+    return value.strip().lower()
+
+
+@magics_class
+class FunMusicMagics(Magics):
+    """Defaults for ``%%funmusic``; set them with ``%config FunMusicMagics.<name> = value``
+    or in ``ipython_config.py`` (``c.FunMusicMagics.gender = "male"``)."""
+
+    gender = CaselessStrEnum(GENDERS, default_value="female", help="Voice: female or male.").tag(
+        config=True
+    )
+    format = CaselessStrEnum(FORMATS, default_value="mp3", help="Audio format: mp3 or wav.").tag(
+        config=True
+    )
+    stream = Bool(
+        True, help="Stream the song (live progress); False generates, then downloads."
+    ).tag(config=True)
+    model = Unicode("fun-music-v1", help="Model name.").tag(config=True)
+    backend = CaselessStrEnum(
+        ("auto", "api", "simulator"),
+        default_value="auto",
+        help="api, simulator, or auto (the API when a key or base URL is set).",
+    ).tag(config=True)
+    base_url = Unicode(
+        "", help="Base URL up to /api/v1; empty: DASHSCOPE_HTTP_BASE_URL or the default."
+    ).tag(config=True)
+    endpoint = Unicode(
+        "", help="Endpoint path or short name (generation, speech-synthesizer); empty: default."
+    ).tag(config=True)
+    output_dir = Unicode(
+        "funmusic-output", help="Where every song and partial song is saved (with a sidecar)."
+    ).tag(config=True)
+    price_per_second = Float(0.002, help="Price per second of audio, for the cost shown.").tag(
+        config=True
+    )
+    currency = Unicode("CNY", help="Currency of price_per_second.").tag(config=True)
+    connect_timeout = Float(10.0, help="Seconds to wait for a connection.").tag(config=True)
+    idle_timeout = Float(60.0, help="Seconds to wait between stream events.").tag(config=True)
+    progress_interval = Float(
+        0.25, help="Minimum seconds between two progress updates of a cell's output."
+    ).tag(config=True)
+
+    @validate("price_per_second", "connect_timeout", "idle_timeout", "progress_interval")
+    def _non_negative(self, proposal: Any) -> float:
+        value = float(proposal["value"])
+        if value < 0:
+            name = proposal["trait"].name
+            raise TraitError(f"FunMusicMagics.{name} must be >= 0; got {value!r}")
+        return value
+
+    # -- the magic ---------------------------------------------------------------------------
+    @line_cell_magic
+    @magic_arguments()
+    @argument("-g", "--gender", type=_lower, choices=GENDERS, help="Voice (default: female).")
+    @argument("-f", "--format", type=_lower, choices=FORMATS, help="Audio format (default: mp3).")
+    @argument("--lyrics", action="store_true", help="The cell is lyrics (default: auto).")
+    @argument("--prompt", action="store_true", help="The cell is a description (default: auto).")
+    @argument("--stream", action="store_true", help="Stream (the default unless configured off).")
+    @argument("--no-stream", action="store_true", help="Generate, then download: longer texts.")
+    @argument("--wait", action="store_true", help="Block until done; show the result once.")
+    @argument("--out", metavar="NAME", help="Bind the Song to NAME in the notebook.")
+    @argument("--save", metavar="PATH", help="Also save the audio (and sidecar) to PATH.")
+    @argument("--model", metavar="MODEL", help="Model name (default: fun-music-v1).")
+    @argument("--backend", type=_lower, choices=("auto", "api", "simulator"), help="Backend.")
+    @argument("--fault", metavar="SPEC", help="Simulator fault injection, e.g. drop-after=3.")
+    def funmusic(self, line: str, cell: str | None = None) -> None:
+        """Make a song from the cell: lyrics (with [verse]/[chorus] tags) or a description.
+
+        The cell returns at once; the song streams in below it, then turns into a player with
+        the lyrics and a table of details. Every song, and every stopped or failed one, is saved
+        in ./funmusic-output/ with a JSON sidecar before it is shown.
+
+        Examples::
+
+            %%funmusic
+            Melancholic piano, rainy night, yearning
+
+            %%funmusic --gender male --format wav --no-stream --out song
+            [verse]
+            Streetlights hum a quiet tune
+            [chorus]
+            Stay, stay until the morning
+
+            %%funmusic --wait --save my-song.mp3
+            A cheerful ukulele song about breakfast
+
+            %funmusic status        # running, done and failed songs
+            %funmusic stop 2        # stop song 2 (or all running songs: %funmusic stop)
+            %funmusic config        # effective settings (the API key only as present/absent)
+
+        Defaults: ``%config FunMusicMagics.gender = "male"`` (also format, stream, backend,
+        base_url, endpoint, output_dir, price_per_second, currency, connect_timeout,
+        idle_timeout). The cell body is sent exactly as typed: no ``{}`` or ``$`` expansion.
+        """
+        if cell is None:
+            self._line(line)
+        else:
+            self._cell(line, cell)
+
+    # -- cell ----------------------------------------------------------------------------------
+    def _parse(self, line: str) -> argparse.Namespace:
+        try:
+            argv = shlex.split(line)
+        except ValueError as exc:
+            raise UsageError(
+                f"%%funmusic: cannot split the options: {exc} ({_HELP_HINT})"
+            ) from None
+        opts = _PARSER.parse_args(argv)
+        if opts.lyrics and opts.prompt:
+            raise UsageError("%%funmusic: use --lyrics or --prompt, not both")
+        if opts.stream and opts.no_stream:
+            raise UsageError("%%funmusic: use --stream or --no-stream, not both")
+        if opts.out is not None and (not opts.out.isidentifier() or keyword.iskeyword(opts.out)):
+            raise UsageError(f"%%funmusic: --out needs a Python variable name; got {opts.out!r}")
+        return opts
+
+    def _request(self, opts: argparse.Namespace, cell: str) -> tuple[SongRequest, list[str]]:
+        """The validated request, and notes about how it was read."""
+        mode = "lyrics" if opts.lyrics else "prompt" if opts.prompt else "auto"
+        # The body goes in untouched: no str.format, no $-expansion (IPython expands the line only).
+        fields: dict[str, Any] = {
+            "text": cell,
+            "gender": opts.gender or self.gender,
+            "format": opts.format or self.format,
+            "model": opts.model or self.model,
+            "mode": mode,
+        }
+        if opts.stream or opts.no_stream or not self.stream:
+            return build_request(stream=bool(opts.stream), **fields), []
+        # Streaming is only the default here, and the service streams only 200–250 English words
+        # (300–350 Chinese characters) of lyrics: a shorter or longer song that fits the
+        # non-streaming limits is made without streaming rather than refused.
+        try:
+            return build_request(stream=True, **fields), []
+        except ValidationError as streaming_error:
+            request = build_request(stream=False, **fields)  # raises when it fits neither
+            reason = str(streaming_error).split(";")[0]
+            return request, [
+                f"not streamed: {reason}, so the song is made without streaming and appears "
+                "when it is done (--stream insists, --no-stream silences this note)"
+            ]
+
+    def _client_options(self, backend: str) -> tuple[dict[str, Any], list[str]]:
+        """Keyword arguments for the client, and notes about them. Raises ConfigurationError
+        (one line) now, in the cell, rather than later in the background."""
+        base_url = self.base_url.strip() or None
+        endpoint = self.endpoint.strip() or None
+        settings = resolve_settings(base_url=base_url, endpoint=endpoint, backend=backend)
+        notes = []
+        if backend == "auto" and settings.backend == "simulator":
+            notes.append(
+                "no API key configured: the offline simulator makes this song "
+                "(set DASHSCOPE_API_KEY for Fun-Music)"
+            )
+        if settings.backend == "simulator" and settings.base_url is None:
+            # Start the embedded simulator here, once, rather than from the worker's loop
+            # (where the client would start it through a helper thread of anyio's).
+            from .simulator import start_embedded
+
+            base_url = start_embedded()
+        options = {
+            "backend": settings.backend,
+            "base_url": base_url,
+            "endpoint": endpoint,
+            "connect_timeout": self.connect_timeout,
+            "idle_timeout": self.idle_timeout,
+        }
+        return options, notes
+
+    def _cell(self, line: str, cell: str) -> None:
+        opts = self._parse(line)
+        if not cell.strip():
+            raise UsageError(
+                "%%funmusic needs lyrics or a description in the cell body; got an empty cell"
+            )
+        request, read_notes = self._request(opts, cell)  # ValidationError: one line, nothing sent
+        options, notes = self._client_options(opts.backend or self.backend)
+        notes = list(request.warnings) + read_notes + notes
+        headers = None
+        if opts.fault:
+            from .simulator import FAULT_HEADER
+
+            headers = {FAULT_HEADER: opts.fault}
+        output_dir = Path(self.output_dir or "funmusic-output").expanduser().resolve()
+        worker = get_worker()
+
+        if opts.wait:
+            job = worker.submit(
+                request, client_options=options, output_dir=output_dir, headers=headers
+            )
+            try:
+                while not job.wait(0.2):
+                    pass
+            except KeyboardInterrupt:
+                job.cancel()
+                job.wait(_STOP_WAIT)
+                display(self._final_bundle(job, opts, notes), raw=True)
+                where = f"; partial audio saved to {job.partial_path}" if job.partial_path else ""
+                raise GenerationCancelled(f"interrupted: the song was stopped{where}") from None
+            # nbval-friendly: one display of the final result, no progress, no updates.
+            display(self._final_bundle(job, opts, notes), raw=True)
+            return
+
+        handle = display(
+            _progress_bundle(request, notes, state="queued"), raw=True, display_id=True
+        )
+        assert isinstance(handle, DisplayHandle)
+        show: Callable[..., Any] = handle.update
+
+        # Only a kernel's front end redraws a display in place; a terminal would print every
+        # progress update from the worker thread. There, just the final result is shown.
+        live = getattr(self.shell, "kernel", None) is not None
+
+        def update(job: Job, event: str) -> None:
+            # Runs on the worker thread: a display-id update is the one safe way to show it.
+            if event == "finished":
+                show(self._final_bundle(job, opts, notes), raw=True)
+            elif live:
+                show(_progress_bundle(request, notes, job=job), raw=True)
+
+        worker.submit(
+            request,
+            client_options=options,
+            output_dir=output_dir,
+            headers=headers,
+            listener=update,
+            min_interval=self.progress_interval,
+        )
+
+    def _final_bundle(
+        self, job: Job, opts: argparse.Namespace, notes: Sequence[str]
+    ) -> dict[str, str]:
+        """Finish a job for the user (--save copy, --out binding) and render it."""
+        notes = list(notes)
+        if job.save_error is not None:
+            notes.append(
+                f"could not save to the output directory: {type(job.save_error).__name__}: "
+                f"{job.save_error}"
+            )
+        song = job.song
+        if song is None:
+            assert job.error is not None
+            return _render.error_bundle(
+                job.error, partial_path=job.partial_path, title=job.request.text, notes=notes
+            )
+        also_saved: list[Path] = [job.saved_path] if job.saved_path else []
+        if opts.save:
+            try:
+                song.save(opts.save)
+            except OSError as exc:
+                notes.append(f"--save {opts.save!r} failed: {exc.strerror or exc}")
+        if opts.out:
+            assert self.shell is not None
+            self.shell.user_ns[opts.out] = song
+        return _render.song_bundle(
+            song,
+            price_per_second=self.price_per_second,
+            currency=self.currency,
+            notes=notes,
+            also_saved=also_saved,
+        )
+
+    # -- line ------------------------------------------------------------------------------------
+    def _line(self, line: str) -> None:
+        try:
+            words = shlex.split(line)
+        except ValueError as exc:
+            raise UsageError(f"%funmusic: cannot split {line!r}: {exc}") from None
+        command, args = (words[0].lower(), words[1:]) if words else ("help", [])
+        if command == "status" and not args:
+            self._status()
+        elif command == "stop" and len(args) <= 1:
+            self._stop(args[0] if args else None)
+        elif command == "config" and not args:
+            self._config()
+        elif command in ("help", "-h", "--help") and not args:
+            display({"text/plain": self._usage()}, raw=True)
+        elif command.startswith("-"):
+            raise UsageError(
+                f"%funmusic: options belong to the cell magic: write %%funmusic {line.strip()} "
+                "and the lyrics or description below it"
+            )
+        else:
+            raise UsageError(
+                f"%funmusic: expected one of {_SUBCOMMANDS}; got {line.strip()!r}"
+            )
+
+    def _usage(self) -> str:
+        return (
+            "%%funmusic [options] + lyrics or a description in the cell: make a song.\n"
+            f"%funmusic {{{_SUBCOMMANDS}}}: list, stop or configure. Full help: %%funmusic?"
+        )
+
+    def _status(self) -> None:
+        worker = current_worker()
+        jobs = worker.jobs() if worker else []
+        display(
+            {"text/plain": _render.status_text(jobs), "text/html": _render.status_html(jobs)},
+            raw=True,
+        )
+
+    def _stop(self, job_id: str | None) -> None:
+        worker = current_worker()
+        jobs = worker.jobs() if worker else []
+        if job_id is not None:
+            chosen = [j for j in jobs if j.id == job_id]
+            if not chosen:
+                known = ", ".join(j.id for j in jobs) or "none yet"
+                raise UsageError(f"%funmusic stop: no song {job_id!r}; songs: {known}")
+            if not chosen[0].running:
+                display({"text/plain": f"song {job_id} is already {chosen[0].state}"}, raw=True)
+                return
+        else:
+            chosen = [j for j in jobs if j.running]
+        stopped = [job for job in chosen if job.cancel()]
+        lines = []
+        for job in stopped:
+            job.wait(_STOP_WAIT)
+            saved = f", partial audio saved to {job.partial_path}" if job.partial_path else ""
+            lines.append(f"stopped song {job.id} ({job.state}{saved})")
+        display({"text/plain": "\n".join(lines) or "no song is running"}, raw=True)
+
+    def _config(self) -> None:
+        rows: dict[str, Any] = {
+            # An empty string means "from the environment, else the default": say so.
+            name: getattr(self, name) if getattr(self, name) != "" else "(not set)"
+            for name in (
+                "gender", "format", "stream", "model", "backend", "base_url", "endpoint",
+                "output_dir", "price_per_second", "currency", "connect_timeout",
+                "idle_timeout", "progress_interval",
+            )
+        }
+        rows["output_dir"] = f"{self.output_dir} ({Path(self.output_dir).expanduser().resolve()})"
+        try:
+            settings = resolve_settings(
+                base_url=self.base_url.strip() or None,
+                endpoint=self.endpoint.strip() or None,
+                backend=self.backend,
+            )
+        except Exception as exc:  # ConfigurationError: say so, in the table
+            rows["effective connection"] = f"not usable: {exc}"
+        else:
+            # describe() shows the key only as present/absent and where it came from.
+            rows.update({f"effective {k}": v for k, v in settings.describe().items()})
+        display(
+            {"text/plain": _render.settings_text(rows), "text/html": _render.settings_html(rows)},
+            raw=True,
+        )
+
+
+def _build_parser() -> _OptionParser:
+    # One definition of the options: the @argument decorators above (which also write the
+    # %%funmusic? help). Our own parser class is filled from them, so it never exits.
+    parser = _OptionParser(prog="%%funmusic", add_help=False, allow_abbrev=False)
+    group = None
+    decorators: list[Any] = getattr(FunMusicMagics.funmusic, "decorators")  # noqa: B009
+    for deco in decorators[::-1]:
+        result = deco.add_to_parser(parser, group)
+        if result is not None:
+            group = result
+    return parser
+
+
+_PARSER = _build_parser()
+
+
+def _progress_bundle(
+    request: SongRequest, notes: Sequence[str], *, job: Job | None = None, state: str = "queued"
+) -> dict[str, str]:
+    if job is None:
+        html = _render.progress_html(
+            title=request.text, state=state, notes=notes, streaming=request.stream
+        )
+    else:
+        html = _render.progress_html(
+            title=request.text,
+            state=job.state if job.state not in FINAL_STATES else "saving",
+            seconds=job.seconds,
+            chunks=job.chunks,
+            bytes_received=job.bytes_received,
+            elapsed=job.elapsed,
+            job_id=job.id,
+            notes=notes,
+            streaming=request.stream,
+        )
+    return {"text/plain": _render.progress_text(title=request.text, notes=notes), "text/html": html}
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """``%load_ext funmusic_jupyter``: register ``%%funmusic`` and ``%funmusic``."""
+    # Registered as a class: IPython makes the shell its parent, so %config and
+    # ipython_config.py reach its traits.
+    ipython.register_magics(FunMusicMagics)
+
+
+def unload_ipython_extension(ipython: Any) -> None:
+    """Remove the magics. Songs already running finish (or can be stopped) as usual."""
+    manager = ipython.magics_manager
+    instance = manager.registry.pop(FunMusicMagics.__name__, None)
+    for kind in ("line", "cell"):
+        manager.magics[kind].pop("funmusic", None)
+    if instance is not None and instance in ipython.configurables:
+        ipython.configurables.remove(instance)

@@ -1,0 +1,429 @@
+"""The shared background worker: one daemon thread, one anyio event loop, every song a ``Job``.
+
+Why a thread with its own loop: there are no async magics, and a task put on the kernel's own
+loop starves whenever another cell blocks. The loop here runs beside the kernel, so a cell that
+starts a song returns at once and the next cell runs while the audio streams in.
+
+- One thread per process, created on first use (``get_worker()``), named ``funmusic-worker``.
+  It is a daemon and is also stopped at interpreter exit, after cancelling (and so saving) any
+  song still running. Songs never get threads of their own, and file writes happen on the
+  loop thread itself (a few MB, milliseconds), so finished or cancelled songs leave no thread.
+- A ``Job`` holds one song's progress (chunks, bytes, seconds of audio, elapsed time), its
+  outcome (``song`` or ``error``) and where it was saved. Every song, and every partial one,
+  is written to the output directory *before* listeners hear that the job finished.
+- ``Job.cancel()`` cancels the job's anyio cancel scope: the client's stream closes its HTTP
+  response, and what had arrived is saved as a partial file.
+- The worker never prints or displays. Callers add listeners (``Job.add_listener``), which run
+  on the worker thread and may update a display handle or a widget, both safe from threads.
+"""
+
+from __future__ import annotations
+
+import atexit
+import itertools
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import anyio
+from anyio.from_thread import BlockingPortal
+
+from ._errors import GenerationCancelled, StreamInterruptedError
+from ._models import AudioChunk, Song, StreamFinished
+from ._storage import save_partial, save_song
+from ._validation import SongRequest
+
+__all__ = [
+    "FINAL_STATES",
+    "Job",
+    "Listener",
+    "THREAD_NAME",
+    "Worker",
+    "current_worker",
+    "get_worker",
+]
+
+THREAD_NAME = "funmusic-worker"
+FINAL_STATES = frozenset({"done", "failed", "cancelled"})
+TICK_SECONDS = 0.5
+
+log = logging.getLogger(__name__)
+
+#: ``listener(job, event)`` with event "started", "progress" (a chunk arrived), "tick"
+#: (time passed) or "finished" (the job is final and its files are written).
+Listener = Callable[["Job", str], None]
+
+
+class _Throttled:
+    """Calls ``fn`` at most every ``min_interval`` seconds, but always for "finished"."""
+
+    def __init__(self, fn: Listener, min_interval: float) -> None:
+        self.fn = fn
+        self.min_interval = min_interval
+        self.last = float("-inf")
+
+    def __call__(self, job: Job, event: str) -> None:
+        now = time.monotonic()
+        if event != "finished" and now - self.last < self.min_interval:
+            return
+        self.last = now
+        try:
+            self.fn(job, event)
+        except Exception:
+            # A broken display must not kill the song; the worker has nowhere to print.
+            log.debug("funmusic listener failed on %s", event, exc_info=True)
+
+
+class Job:
+    """One song being made in the background. Read its attributes from any thread."""
+
+    def __init__(
+        self,
+        *,
+        worker: Worker,
+        job_id: str,
+        request: SongRequest,
+        client_options: Mapping[str, Any],
+        output_dir: str | Path | None,
+        headers: Mapping[str, str] | None,
+    ) -> None:
+        self.id = job_id
+        self.request = request
+        self.client_options = dict(client_options)
+        self.output_dir = output_dir
+        self.headers = dict(headers) if headers else None
+        self.state = "queued"
+        self.created_at = time.time()
+        self.chunks = 0
+        self.bytes_received = 0
+        self.seconds: float | None = 0.0
+        self.time_to_first_audio: float | None = None
+        self.simulated: bool | None = None
+        self.song: Song | None = None
+        self.error: BaseException | None = None
+        self.saved_path: Path | None = None
+        self.partial_path: Path | None = None
+        self.save_error: BaseException | None = None
+        self._worker = worker
+        self._t0: float | None = None
+        self._t1: float | None = None
+        self._done = threading.Event()
+        self._lock = threading.Lock()
+        self._listeners: list[_Throttled] = []
+        self._final = False
+        self._scope: anyio.CancelScope | None = None
+        self._cancel_requested = False
+        self._stream: Any = None
+
+    def __repr__(self) -> str:
+        return f"<funmusic Job {self.id} {self.state} {self.request.mode} {self.request.format}>"
+
+    # -- reading --------------------------------------------------------------------------
+    @property
+    def done(self) -> bool:
+        return self._done.is_set()
+
+    @property
+    def running(self) -> bool:
+        return self.state not in FINAL_STATES
+
+    @property
+    def elapsed(self) -> float:
+        if self._t0 is None:
+            return 0.0
+        return (self._t1 if self._t1 is not None else time.monotonic()) - self._t0
+
+    @property
+    def cancel_requested(self) -> bool:
+        return self._cancel_requested
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the job is final (files written, listeners told); False on timeout."""
+        return self._done.wait(timeout)
+
+    def result(self, timeout: float | None = None) -> Song:
+        """The song, or the job's error raised."""
+        if not self._done.wait(timeout):
+            raise TimeoutError(f"job {self.id} is still {self.state} after {timeout} s")
+        if self.song is not None:
+            return self.song
+        assert self.error is not None
+        raise self.error
+
+    # -- control --------------------------------------------------------------------------
+    def cancel(self) -> bool:
+        """Stop the song: the HTTP stream closes, partial audio is saved. False if already final."""
+        if self._done.is_set() or self._final:
+            return False
+        # Set the flag before reading the scope; the loop sets the scope before reading the
+        # flag. Whatever the interleaving, one of the two sides cancels.
+        self._cancel_requested = True
+        scope = self._scope
+        if scope is not None:
+            self._worker.call_in_loop(scope.cancel)
+        return True
+
+    def add_listener(self, fn: Listener, *, min_interval: float = 0.0) -> None:
+        """Call ``fn(job, event)`` on the worker thread, at most every ``min_interval`` seconds
+        (the "finished" event always comes). A job already final calls ``fn`` at once."""
+        listener = _Throttled(fn, min_interval)
+        with self._lock:
+            if not self._final:
+                self._listeners.append(listener)
+                return
+        listener(self, "finished")
+
+    # -- the worker's side ----------------------------------------------------------------
+    def _notify(self, event: str) -> None:
+        with self._lock:
+            listeners = list(self._listeners)
+        for listener in listeners:
+            listener(self, event)
+
+    def _on_chunk(self, chunk: AudioChunk) -> None:
+        if self.time_to_first_audio is None:
+            self.time_to_first_audio = self.elapsed
+        self.state = "streaming"
+        self.chunks += 1
+        self.bytes_received = chunk.bytes_so_far
+        self.seconds = chunk.seconds_so_far
+        self._notify("progress")
+
+    def _partial_audio(self) -> bytes:
+        from_error = getattr(self.error, "partial_audio", b"") or b""
+        from_stream = bytes(getattr(self._stream, "partial_audio", b"") or b"")
+        return max(from_error, from_stream, key=len)
+
+    def _finish(self) -> None:
+        """Save, set the final state, tell listeners, release waiters: in that order."""
+        self._t1 = time.monotonic()
+        if self.song is not None:
+            self.state = "saving"
+            try:
+                self.saved_path = save_song(self.song, self.output_dir)
+            except Exception as exc:  # a full disk must not lose the song in memory
+                self.save_error = exc
+            state = "done"
+        else:
+            if self.error is None:
+                reason = (
+                    "stopped before the song was finished"
+                    if self._cancel_requested
+                    else "the kernel shut down before the song was finished"
+                )
+                self.error = GenerationCancelled(reason)
+            partial = self._partial_audio()
+            if isinstance(self.error, GenerationCancelled) and not self.error.partial_audio:
+                self.error.partial_audio = partial
+            if partial:
+                try:
+                    self.partial_path = save_partial(
+                        partial,
+                        self.request,
+                        self.error,
+                        self.output_dir,
+                        simulated=self.simulated,
+                        elapsed=round(self.elapsed, 3),
+                    )
+                except Exception as exc:
+                    self.save_error = exc
+            state = "cancelled" if isinstance(self.error, GenerationCancelled) else "failed"
+        with self._lock:
+            self.state = state
+            self._final = True
+            listeners = list(self._listeners)
+        for listener in listeners:
+            listener(self, "finished")
+        self._done.set()
+
+
+class Worker:
+    """The background thread and its event loop. Use ``get_worker()``; one per process."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._jobs: dict[str, Job] = {}
+        self._ids = itertools.count(1)
+        self._portal: BlockingPortal | None = None
+        ready = threading.Event()
+        failure: list[BaseException] = []
+
+        async def serve() -> None:
+            async with BlockingPortal() as portal:
+                self._portal = portal
+                ready.set()
+                await portal.sleep_until_stopped()
+
+        def main() -> None:
+            try:
+                anyio.run(serve, backend="asyncio")
+            except BaseException as exc:  # pragma: no cover - the loop itself failed
+                failure.append(exc)
+                ready.set()
+
+        # A daemon, so a kernel that exits without running atexit hooks still exits.
+        self._thread = threading.Thread(target=main, name=THREAD_NAME, daemon=True)
+        self._thread.start()
+        ready.wait()
+        if failure:
+            raise RuntimeError(f"the funmusic worker could not start: {failure[0]!r}")
+
+    @property
+    def thread(self) -> threading.Thread:
+        return self._thread
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive() and self._portal is not None
+
+    def call_in_loop(self, fn: Callable[[], object]) -> None:
+        """Run a plain function on the loop thread (from it, or from any other thread)."""
+        if threading.current_thread() is self._thread:
+            fn()
+            return
+        portal = self._portal
+        if portal is None:
+            return
+        try:
+            portal.call(fn)
+        except RuntimeError:
+            pass  # the portal stopped: nothing left to act on
+
+    def submit(
+        self,
+        request: SongRequest,
+        *,
+        client_options: Mapping[str, Any] | None = None,
+        output_dir: str | Path | None = None,
+        headers: Mapping[str, str] | None = None,
+        listener: Listener | None = None,
+        min_interval: float = 0.25,
+    ) -> Job:
+        """Start a song in the background and return its ``Job`` at once.
+
+        ``client_options`` are ``AsyncFunMusicClient`` keyword arguments (backend, base_url,
+        endpoint, timeouts); the client is made on the loop and closed when the job ends.
+        ``listener`` is attached before the job starts, so it sees every event. Returns as
+        soon as the loop has taken the job (anyio's ``start_task_soon``), normally at once.
+        """
+        if self._portal is None:
+            raise RuntimeError("the funmusic worker has been shut down")
+        with self._lock:
+            job = Job(
+                worker=self,
+                job_id=str(next(self._ids)),
+                request=request,
+                client_options=client_options or {},
+                output_dir=output_dir,
+                headers=headers,
+            )
+            self._jobs[job.id] = job
+        if listener is not None:
+            job.add_listener(listener, min_interval=min_interval)
+        self._portal.start_task_soon(self._run, job, name=f"funmusic job {job.id}")
+        return job
+
+    def jobs(self) -> list[Job]:
+        with self._lock:
+            return list(self._jobs.values())
+
+    def get(self, job_id: str) -> Job:
+        with self._lock:
+            return self._jobs[job_id]
+
+    def running(self) -> list[Job]:
+        return [job for job in self.jobs() if job.running]
+
+    def cancel_all(self) -> list[Job]:
+        """Cancel every running job; return those that were asked to stop."""
+        return [job for job in self.running() if job.cancel()]
+
+    def shutdown(self, *, timeout: float = 5.0) -> None:
+        """Cancel running songs (saving their partial audio), then stop the loop and thread."""
+        for job in self.cancel_all():
+            job.wait(timeout)
+        portal, self._portal = self._portal, None
+        if portal is not None:
+            try:
+                portal.call(portal.stop, True)
+            except RuntimeError:
+                pass
+        if self._thread is not threading.current_thread():
+            self._thread.join(timeout)
+
+    # -- on the loop ----------------------------------------------------------------------
+    async def _run(self, job: Job) -> None:
+        job._t0 = time.monotonic()
+        job.state = "waiting" if job.request.stream else "generating"
+        try:
+            with anyio.CancelScope() as scope:
+                job._scope = scope
+                if job._cancel_requested:
+                    scope.cancel()
+                job._notify("started")
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(_tick, job)
+                    try:
+                        job.song = await _produce(job)
+                    except Exception as exc:  # every failure becomes the job's outcome
+                        job.error = exc
+                    finally:
+                        tg.cancel_scope.cancel()
+        finally:
+            # Synchronous on purpose: it must run even while the loop is being cancelled.
+            job._scope = None
+            job._finish()
+
+
+async def _tick(job: Job) -> None:
+    # Elapsed time moves even while no audio arrives (non-streaming, or before the first chunk).
+    while True:
+        await anyio.sleep(TICK_SECONDS)
+        job._notify("tick")
+
+
+async def _produce(job: Job) -> Song:
+    # Imported here: the client module is only needed once a song is actually made.
+    from ._client import AsyncFunMusicClient
+
+    async with AsyncFunMusicClient(**job.client_options) as client:
+        job.simulated = client.settings.backend == "simulator"
+        if not job.request.stream:
+            return await client.generate_request(job.request, headers=job.headers)
+        song: Song | None = None
+        async with client.stream_request(job.request, headers=job.headers) as stream:
+            job._stream = stream
+            async for event in stream:
+                if isinstance(event, AudioChunk):
+                    job._on_chunk(event)
+                elif isinstance(event, StreamFinished):
+                    song = event.song
+        song = song or stream.song
+        if song is None:
+            raise StreamInterruptedError(
+                "the stream ended without its final event",
+                partial_audio=bytes(stream.partial_audio),
+            )
+        return song
+
+
+_worker: Worker | None = None
+_worker_lock = threading.Lock()
+
+
+def current_worker() -> Worker | None:
+    """The process's worker if one was started, without starting one."""
+    return _worker
+
+
+def get_worker() -> Worker:
+    """The process's worker, started on first use (and again if it was shut down)."""
+    global _worker
+    with _worker_lock:
+        if _worker is None or not _worker.alive:
+            _worker = Worker()
+            atexit.register(_worker.shutdown)
+        return _worker
