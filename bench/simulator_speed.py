@@ -88,7 +88,8 @@ def main() -> None:
     arr = build_arrangement()
     assert TARGET_SECONDS - 2.0 <= arr.duration <= 240.0, arr.duration
     lines = sum(len(s.lines) for s in arr.sections)
-    print(f"song: {arr.duration:.1f} s, {lines} lines, {arr.tempo_bpm:.0f} bpm, {'minor' if arr.minor else 'major'}")
+    mode = "minor" if arr.minor else "major"
+    print(f"song: {arr.duration:.1f} s, {lines} lines, {arr.tempo_bpm:.0f} bpm, {mode}")
     # Warm caches (wavetables, noise) so the figures measure steady-state work.
     next(iter(render(arr)))
     _time("synth only", arr, lambda: _drain(render(arr)))

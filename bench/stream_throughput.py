@@ -1,5 +1,3 @@
-# ruff: noqa: T201
-# (A benchmark's job is to print; the no-print rule is for library code.)
 """Streaming throughput and memory of the Fun-Music client, against the vendor's own loop.
 
     python bench/stream_throughput.py [--repeat 5] [--seconds 200]

@@ -112,7 +112,7 @@ def _strip_tags(text: str) -> str:
 
 
 def tags_in(text: str) -> list[str]:
-    """The structure tags of ``text``, lower-cased and without numbers (``[Chorus 2]`` -> chorus)."""
+    """The structure tags of ``text``, lower-cased, without numbers (``[Chorus 2]`` -> chorus)."""
     out = []
     for m in _TAG_LINE.finditer(text):
         label = m.group(1).strip().lower()
@@ -277,7 +277,9 @@ def build_request(
     if mode not in ("auto", "lyrics", "prompt"):
         raise ValidationError(f"mode must be one of auto, lyrics, prompt; got {mode!r}")
     if not isinstance(model, str) or not model.strip():
-        raise ValidationError(f"model must be a model name such as {DEFAULT_MODEL!r}; got {model!r}")
+        raise ValidationError(
+            f"model must be a model name such as {DEFAULT_MODEL!r}; got {model!r}"
+        )
     for name, value in (("text", text), ("prompt", prompt), ("lyrics", lyrics)):
         if value is not None and not isinstance(value, str):
             raise ValidationError(f"{name} must be a string; got {type(value).__name__}")
@@ -366,7 +368,9 @@ def validate_payload(body: object, *, stream: bool) -> SongRequest:
         raise ValidationError(f"the request body must be a JSON object; got {type(body).__name__}")
     model = body.get("model")
     if not isinstance(model, str) or not model:
-        raise ValidationError(f"model must be a model name such as {DEFAULT_MODEL!r}; got {model!r}")
+        raise ValidationError(
+            f"model must be a model name such as {DEFAULT_MODEL!r}; got {model!r}"
+        )
     inp = body.get("input")
     if not isinstance(inp, Mapping):
         raise ValidationError(f"input must be a JSON object; got {type(inp).__name__}")

@@ -1,5 +1,3 @@
-# ruff: noqa: E501
-# (The vendor's examples are copied verbatim, long lines included.)
 """Every response shape of the API, parsed into a Song, through both clients.
 
 The three JSON examples are copied verbatim from the vendor's API reference

@@ -11,9 +11,9 @@ import wave
 import numpy as np
 import pytest
 
+from funmusic_jupyter.simulator import _music
 from funmusic_jupyter.simulator._encode import COMMENT, TITLE, encode, encode_all
 from funmusic_jupyter.simulator._lyrics import KNOWN_TAGS, parse_sections, syllables, write_lyrics
-from funmusic_jupyter.simulator import _music
 from funmusic_jupyter.simulator._music import Arrangement, arrange, render
 
 SR = 48000
@@ -124,12 +124,16 @@ def test_syllables_english_and_chinese() -> None:
 def test_duration_clamped_and_follows_lyrics() -> None:
     one = arrange(lyrics="[verse]\nHello there", gender="female")
     assert 30.0 <= one.duration <= 34.0
-    long_lyrics = "[verse]\n" + "\n".join(f"Line number {i} goes on and on tonight" for i in range(200))
+    long_lyrics = "[verse]\n" + "\n".join(
+        f"Line number {i} goes on and on tonight" for i in range(200)
+    )
     big = arrange(lyrics=long_lyrics, gender="male")
     assert 200.0 <= big.duration <= 240.0
     assert big.total_frames <= 240 * SR
     eight = arrange(lyrics=VENDOR, gender="female")
-    sixteen = arrange(lyrics=VENDOR + "\n" + VENDOR.replace("[chorus]", "[bridge]"), gender="female")
+    sixteen = arrange(
+        lyrics=VENDOR + "\n" + VENDOR.replace("[chorus]", "[bridge]"), gender="female"
+    )
     assert eight.duration > 30.0
     assert sixteen.duration > eight.duration + 20.0
     assert eight.duration == pytest.approx(eight.total_frames / eight.sample_rate)
@@ -171,7 +175,7 @@ def test_male_sings_an_octave_below_female() -> None:
     f_notes = [n.midi for s in female.sections for n in s.notes]
     m_notes = [n.midi for s in male.sections for n in s.notes]
     assert len(f_notes) == len(m_notes) > 0
-    assert all(m == f - 12 for f, m in zip(f_notes, m_notes))
+    assert all(m == f - 12 for f, m in zip(f_notes, m_notes, strict=True))
     assert female.total_frames == male.total_frames
 
 
@@ -183,7 +187,8 @@ def test_chorus_melody_higher_than_verse() -> None:
 
 
 def test_arrange_deterministic() -> None:
-    assert arrange(lyrics=VENDOR, gender="male", prompt="x") == arrange(lyrics=VENDOR, gender="male", prompt="x")
+    first = arrange(lyrics=VENDOR, gender="male", prompt="x")
+    assert first == arrange(lyrics=VENDOR, gender="male", prompt="x")
     with pytest.raises(ValueError):
         arrange(lyrics=VENDOR, gender="robot")
 
@@ -242,14 +247,19 @@ def test_chorus_fuller_than_verse() -> None:
         return float(np.sqrt(np.mean(np.concatenate(spans) ** 2)))
 
     def width(tag: str) -> float:
-        seg = np.concatenate([pcm[s.start_frame : s.end_frame] for s in arr.sections if s.tag == tag])
+        seg = np.concatenate(
+            [pcm[s.start_frame : s.end_frame] for s in arr.sections if s.tag == tag]
+        )
         side = (seg[:, 0] - seg[:, 1]) / 2
         mid = (seg[:, 0] + seg[:, 1]) / 2
         return float(np.sqrt(np.mean(side**2)) / np.sqrt(np.mean(mid**2)))
 
     assert rms("chorus") > 1.1 * rms("verse")
     assert width("chorus") > width("verse")
-    kinds = {tag: {e.kind for s in arr.sections if s.tag == tag for e in s.events} for tag in ("verse", "chorus")}
+    kinds = {
+        tag: {e.kind for s in arr.sections if s.tag == tag for e in s.events}
+        for tag in ("verse", "chorus")
+    }
     assert kinds["chorus"] > kinds["verse"]
     assert {"lead", "pad", "bass", "kick", "snare", "hat"} <= kinds["verse"]
 

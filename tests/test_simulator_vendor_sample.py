@@ -1,4 +1,3 @@
-# ruff: noqa: E501  (the vendor's sample is kept verbatim, long lines included)
 """The vendor's own streaming sample (the English user guide's Python ``requests`` code),
 run unchanged against the simulator, writes a playable ``output.mp3``.
 

@@ -57,8 +57,15 @@ def wav_header(total_frames: int, sample_rate: int = 48000, channels: int = 2) -
     """RIFF/WAVE header (fmt + LIST/INFO + data chunk header) with exact sizes for 16-bit PCM."""
     block_align = channels * 2
     data_size = total_frames * block_align
-    fmt = b"fmt " + struct.pack("<IHHIIHH", 16, 1, channels, sample_rate, sample_rate * block_align, block_align, 16)
-    info = b"INFO" + _info_subchunk(b"INAM", TITLE) + _info_subchunk(b"ICMT", COMMENT) + _info_subchunk(b"ISFT", SOFTWARE)
+    fmt = b"fmt " + struct.pack(
+        "<IHHIIHH", 16, 1, channels, sample_rate, sample_rate * block_align, block_align, 16
+    )
+    info = (
+        b"INFO"
+        + _info_subchunk(b"INAM", TITLE)
+        + _info_subchunk(b"ICMT", COMMENT)
+        + _info_subchunk(b"ISFT", SOFTWARE)
+    )
     list_chunk = b"LIST" + struct.pack("<I", len(info)) + info
     data_hdr = b"data" + struct.pack("<I", data_size)
     # RIFF size counts everything after its own 8-byte header, PCM included.

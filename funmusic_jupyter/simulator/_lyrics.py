@@ -113,21 +113,31 @@ def _english_word_syllables(word: str) -> list[str]:
         ):
             groups.pop()
         # Past-tense "-ed" is silent unless after t/d ("finished" vs "wanted").
-        elif last == "e" and low.endswith("ed") and last_end == len(low) - 1 and low[-3:-2] not in ("t", "d"):
+        elif (
+            last == "e"
+            and low.endswith("ed")
+            and last_end == len(low) - 1
+            and low[-3:-2] not in ("t", "d")
+        ):
             groups.pop()
         # Plural/verb "-es" after a non-sibilant is silent ("times", "lines").
-        elif last == "e" and low.endswith("es") and last_end == len(low) - 1 and low[-3:-2] not in ("s", "x", "z", "h", "c", "g"):
+        elif (
+            last == "e"
+            and low.endswith("es")
+            and last_end == len(low) - 1
+            and low[-3:-2] not in ("s", "x", "z", "h", "c", "g")
+        ):
             groups.pop()
     if len(groups) == 1:
         return [word]
     # Cut between vowel groups: one consonant goes to the next syllable (V-CV), a
     # cluster is split after its first consonant (VC-CV).
     cuts = [0]
-    for (prev_start, prev_end), (start, _end) in zip(groups, groups[1:]):
+    for (_prev_start, prev_end), (start, _end) in zip(groups, groups[1:], strict=False):
         consonants = start - prev_end
         cuts.append(prev_end if consonants <= 1 else prev_end + 1)
     cuts.append(len(stem))
-    pieces = [stem[a:b] for a, b in zip(cuts, cuts[1:])]
+    pieces = [stem[a:b] for a, b in zip(cuts, cuts[1:], strict=False)]
     pieces[-1] += tail
     return [p for p in pieces if p]
 
@@ -173,8 +183,13 @@ _EN_STOPWORDS = frozenset(
     not no yes can could would should will shall do does did have has had than then there here
     one two three four""".split()
 )
-_ZH_SPLIT_RE = re.compile(r"[^\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+|[的地得了和与在是着过把被就也都很]")
-_ZH_FILLER = frozenset({"一首", "首", "歌", "歌曲", "音乐", "风格", "关于", "一个", "一种", "写", "请"})
+_ZH_SPLIT_RE = re.compile(
+    r"[^\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+"  # runs of anything that is not Han
+    r"|[的地得了和与在是着过把被就也都很]"  # particles and function words
+)
+_ZH_FILLER = frozenset(
+    {"一首", "首", "歌", "歌曲", "音乐", "风格", "关于", "一个", "一种", "写", "请"}
+)
 
 _EN_VERSE = (
     "{W} in the morning light",
@@ -250,7 +265,11 @@ def _chinese_words(prompt: str) -> list[str]:
             continue
         # Long unsegmented runs are cut into two-character words, the commonest
         # Chinese word length, so they fit the line templates.
-        chunks = [piece] if len(piece) <= 4 else [piece[i : i + 2] for i in range(0, len(piece) - 1, 2)]
+        chunks = (
+            [piece]
+            if len(piece) <= 4
+            else [piece[i : i + 2] for i in range(0, len(piece) - 1, 2)]
+        )
         for chunk in chunks:
             if chunk not in words and chunk not in _ZH_FILLER:
                 words.append(chunk)

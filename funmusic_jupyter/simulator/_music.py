@@ -120,8 +120,14 @@ _SLOW_WORDS = frozenset(
     "cry crying ballad missing goodbye farewell autumn gloomy gloom nostalgia nostalgic lament "
     "slow blue blues somber sombre".split()
 )
-_FAST_ZH = ("欢快", "动感", "活力", "快乐", "热情", "夏日", "夏天", "派对", "跳舞", "舞曲", "运动", "健身", "开心", "激情", "欢乐")
-_SLOW_ZH = ("忧伤", "悲伤", "伤感", "雨", "夜", "孤独", "寂寞", "思念", "眼泪", "离别", "哀", "失恋", "想念", "秋")
+_FAST_ZH = (
+    "欢快", "动感", "活力", "快乐", "热情", "夏日", "夏天", "派对",
+    "跳舞", "舞曲", "运动", "健身", "开心", "激情", "欢乐",
+)  # fmt: skip
+_SLOW_ZH = (
+    "忧伤", "悲伤", "伤感", "雨", "夜", "孤独", "寂寞",
+    "思念", "眼泪", "离别", "哀", "失恋", "想念", "秋",
+)  # fmt: skip
 
 
 def _mood(text: str) -> str:
@@ -141,11 +147,26 @@ def _mood(text: str) -> str:
 # Per-section mix recipe. The chorus gets every layer, louder drums, the widest stereo
 # and a higher melody so it reads as a chorus; intro/outro are soft and sparse.
 _STYLE: dict[str, dict[str, float | str | bool]] = {
-    "intro": {"pad": 0.40, "width": 0.45, "bass": "whole", "arp": 0.22, "drums": "intro", "lead": 0.55, "harmony": False, "low": -1, "span": 4},
-    "verse": {"pad": 0.42, "width": 0.30, "bass": "verse", "arp": 0.0, "drums": "verse", "lead": 0.80, "harmony": False, "low": -1, "span": 5},
-    "chorus": {"pad": 0.55, "width": 0.95, "bass": "chorus", "arp": 0.34, "drums": "chorus", "lead": 0.95, "harmony": True, "low": 2, "span": 5},
-    "bridge": {"pad": 0.48, "width": 0.60, "bass": "whole", "arp": 0.24, "drums": "bridge", "lead": 0.80, "harmony": False, "low": 1, "span": 4},
-    "outro": {"pad": 0.40, "width": 0.50, "bass": "whole", "arp": 0.0, "drums": "outro", "lead": 0.55, "harmony": False, "low": -1, "span": 4},
+    "intro": {
+        "pad": 0.40, "width": 0.45, "bass": "whole", "arp": 0.22, "drums": "intro",
+        "lead": 0.55, "harmony": False, "low": -1, "span": 4,
+    },
+    "verse": {
+        "pad": 0.42, "width": 0.30, "bass": "verse", "arp": 0.0, "drums": "verse",
+        "lead": 0.80, "harmony": False, "low": -1, "span": 5,
+    },
+    "chorus": {
+        "pad": 0.55, "width": 0.95, "bass": "chorus", "arp": 0.34, "drums": "chorus",
+        "lead": 0.95, "harmony": True, "low": 2, "span": 5,
+    },
+    "bridge": {
+        "pad": 0.48, "width": 0.60, "bass": "whole", "arp": 0.24, "drums": "bridge",
+        "lead": 0.80, "harmony": False, "low": 1, "span": 4,
+    },
+    "outro": {
+        "pad": 0.40, "width": 0.50, "bass": "whole", "arp": 0.0, "drums": "outro",
+        "lead": 0.55, "harmony": False, "low": -1, "span": 4,
+    },
 }
 
 # Chord progressions as scale degrees, one chord per bar, chosen once per song so a
@@ -161,13 +182,28 @@ _PROGRESSIONS: dict[tuple[bool, str], tuple[tuple[int, ...], ...]] = {
 
 # Drum patterns: (kind, beat offset within the bar, velocity).
 _DRUMS: dict[str, tuple[tuple[str, float, float], ...]] = {
-    "intro": tuple(("hat", b * 0.5, 0.16 + 0.06 * (b % 2 == 0)) for b in range(8)) + (("kick", 0.0, 0.45),),
-    "verse": (("kick", 0.0, 0.75), ("kick", 2.0, 0.7), ("kick", 2.5, 0.45), ("snare", 1.0, 0.45), ("snare", 3.0, 0.45))
+    "intro": tuple(("hat", b * 0.5, 0.16 + 0.06 * (b % 2 == 0)) for b in range(8))
+    + (("kick", 0.0, 0.45),),
+    "verse": (
+        ("kick", 0.0, 0.75),
+        ("kick", 2.0, 0.7),
+        ("kick", 2.5, 0.45),
+        ("snare", 1.0, 0.45),
+        ("snare", 3.0, 0.45),
+    )
     + tuple(("hat", b * 0.5, 0.20 + 0.08 * (b % 2 == 0)) for b in range(8)),
-    "chorus": (("kick", 0.0, 1.0), ("kick", 1.0, 0.9), ("kick", 2.0, 1.0), ("kick", 3.0, 0.9), ("snare", 1.0, 0.85), ("snare", 3.0, 0.85))
+    "chorus": (
+        ("kick", 0.0, 1.0),
+        ("kick", 1.0, 0.9),
+        ("kick", 2.0, 1.0),
+        ("kick", 3.0, 0.9),
+        ("snare", 1.0, 0.85),
+        ("snare", 3.0, 0.85),
+    )
     + tuple(("hat", b * 1.0, 0.34) for b in range(4))
     + tuple(("ohat", b + 0.5, 0.24) for b in range(4)),
-    "bridge": (("kick", 0.0, 0.6), ("snare", 3.0, 0.35)) + tuple(("hat", float(b), 0.2) for b in range(4)),
+    "bridge": (("kick", 0.0, 0.6), ("snare", 3.0, 0.35))
+    + tuple(("hat", float(b), 0.2) for b in range(4)),
     "outro": (("kick", 0.0, 0.45),) + tuple(("hat", float(b), 0.15) for b in range(4)),
 }
 # Bass patterns: (beat offset, length in beats, interval above the chord root in semitones).
@@ -238,7 +274,9 @@ def _contour(kind: int, p: float) -> float:
     return 1.0 - math.sin(math.pi * p)  # valley
 
 
-def _nearest_chord_tone(target: int, degree: int, lo: int = _LEAD_LOWEST, hi: int = _LEAD_HIGHEST) -> int:
+def _nearest_chord_tone(
+    target: int, degree: int, lo: int = _LEAD_LOWEST, hi: int = _LEAD_HIGHEST
+) -> int:
     """Nearest scale step to ``target`` within [lo, hi] that belongs to the chord on ``degree``."""
     tones = {degree % 7, (degree + 2) % 7, (degree + 4) % 7}
     for dist in range(0, hi - lo + 1):
@@ -265,13 +303,17 @@ class _Builder:
         return self.rng.randrange(_NOISE_LEN)
 
 
+# A sung line laid out on the beat grid: (text, syllables, bars, onsets, lengths in beats).
+_LaidLine = tuple[str, list[str], int, list[float], list[float]]
+
+
 def _section_events(
     b: _Builder,
     tag: str,
     start_beat: float,
     bars: int,
     chords: tuple[int, ...],
-    lines: list[tuple[str, list[str], int, list[float], list[float]]],
+    lines: list[_LaidLine],
     final: bool,
 ) -> list[Event]:
     style = _STYLE[tag]
@@ -290,7 +332,15 @@ def _section_events(
         for i, m in enumerate(pad_notes):
             for side in (-1.0, 1.0):
                 events.append(
-                    Event("pad", b.frame(bar_beat), gate, rel_pad, m + side * 0.07, float(style["pad"]) * 0.38, side * width * (0.6 + 0.2 * i))
+                    Event(
+                        "pad",
+                        b.frame(bar_beat),
+                        gate,
+                        rel_pad,
+                        m + side * 0.07,
+                        float(style["pad"]) * 0.38,
+                        side * width * (0.6 + 0.2 * i),
+                    )
                 )
         # Bass on the chord root.
         root = _fold(tones[0], 34)
@@ -299,7 +349,9 @@ def _section_events(
                 break
             s = b.frame(bar_beat + off)
             g = b.frame(bar_beat + off + length) - s
-            events.append(Event("bass", s, g, int(0.06 * SAMPLE_RATE), float(root + interval), 0.55, 0.0))
+            events.append(
+                Event("bass", s, g, int(0.06 * SAMPLE_RATE), float(root + interval), 0.55, 0.0)
+            )
         # Arpeggio (plucked chord tones in 8ths) for the fuller sections.
         arp = float(style["arp"])
         if arp > 0 and not last_bar:
@@ -309,14 +361,46 @@ def _section_events(
             for step, which in enumerate(_ARP_ORDER):
                 s = b.frame(bar_beat + step * 0.5)
                 g = b.frame(bar_beat + step * 0.5 + 0.5) - s
-                events.append(Event("pluck", s, g, int(0.25 * SAMPLE_RATE), float(arp_tones[which]), arp * (1.0 if step % 2 == 0 else 0.8), 0.55 * width * (1 if step % 2 else -1)))
+                events.append(
+                    Event(
+                        "pluck",
+                        s,
+                        g,
+                        int(0.25 * SAMPLE_RATE),
+                        float(arp_tones[which]),
+                        arp * (1.0 if step % 2 == 0 else 0.8),
+                        0.55 * width * (1 if step % 2 else -1),
+                    )
+                )
         # Drums: the outro's last bar rings out without them; a chorus opens on a crash.
         if not last_bar:
             for kind, off, vel in _DRUMS[str(style["drums"])]:
                 length = _DRUM_LENGTH[kind]
-                events.append(Event(kind, b.frame(bar_beat + off), int(length * SAMPLE_RATE), 0, 0.0, vel, _DRUM_PAN[kind], variant=b.noise_offset()))
+                events.append(
+                    Event(
+                        kind,
+                        b.frame(bar_beat + off),
+                        int(length * SAMPLE_RATE),
+                        0,
+                        0.0,
+                        vel,
+                        _DRUM_PAN[kind],
+                        variant=b.noise_offset(),
+                    )
+                )
             if tag == "chorus" and bar == 0:
-                events.append(Event("crash", b.frame(bar_beat), int(_DRUM_LENGTH["crash"] * SAMPLE_RATE), 0, 0.0, 0.3, -0.4, variant=b.noise_offset()))
+                events.append(
+                    Event(
+                        "crash",
+                        b.frame(bar_beat),
+                        int(_DRUM_LENGTH["crash"] * SAMPLE_RATE),
+                        0,
+                        0.0,
+                        0.3,
+                        -0.4,
+                        variant=b.noise_offset(),
+                    )
+                )
 
     # Lead voice: one note per syllable, pitches following a per-line contour,
     # snapped to the chord on beats, the last syllable of the line on a chord tone.
@@ -326,15 +410,15 @@ def _section_events(
     line_beat = start_beat
     prev_index: int | None = None
     for line_no, (_text, sylls, line_bars, onsets, lengths) in enumerate(lines):
-        kind = b.rng.randrange(4)
+        contour = b.rng.randrange(4)
         n = len(sylls)
         last_line = line_no == len(lines) - 1
-        for i, (syl, onset, length) in enumerate(zip(sylls, onsets, lengths)):
+        for i, (syl, onset, length) in enumerate(zip(sylls, onsets, lengths, strict=True)):
             beat = line_beat + onset
             bar = int((beat - start_beat) // 4)
             degree = chords[bar % len(chords)]
             p = i / (n - 1) if n > 1 else 0.5
-            index = low + int(round(_contour(kind, p) * span)) + b.rng.choice((-1, 0, 0, 0, 1))
+            index = low + int(round(_contour(contour, p) * span)) + b.rng.choice((-1, 0, 0, 0, 1))
             if prev_index is not None:  # keep leaps singable
                 index = max(prev_index - 4, min(prev_index + 4, index))
             index = max(_LEAD_LOWEST, min(_LEAD_HIGHEST, index))
@@ -347,11 +431,38 @@ def _section_events(
             midi = _scale_midi(index, b.tonic, b.scale) + b.octave_shift
             s = b.frame(beat)
             g = b.frame(beat + length) - s
-            consonant = 1 if syl[:1].lower() in "bcdfghjklmnpqrstvwxz" and syl[:1].isascii() else 0
-            events.append(Event("lead", s, g, int(0.09 * SAMPLE_RATE), float(midi), lead_vel, 0.0, vowel_of(syl), syl, consonant))
+            head = syl[:1]
+            consonant = 1 if head.lower() in "bcdfghjklmnpqrstvwxz" and head.isascii() else 0
+            events.append(
+                Event(
+                    "lead",
+                    s,
+                    g,
+                    int(0.09 * SAMPLE_RATE),
+                    float(midi),
+                    lead_vel,
+                    0.0,
+                    vowel_of(syl),
+                    syl,
+                    consonant,
+                )
+            )
             if style["harmony"]:
                 h_midi = _scale_midi(index - 2, b.tonic, b.scale) + b.octave_shift
-                events.append(Event("harmony", s, g, int(0.09 * SAMPLE_RATE), float(h_midi), lead_vel * 0.32, -0.35 if i % 2 else 0.35, vowel_of(syl), syl, 0))
+                events.append(
+                    Event(
+                        "harmony",
+                        s,
+                        g,
+                        int(0.09 * SAMPLE_RATE),
+                        float(h_midi),
+                        lead_vel * 0.32,
+                        -0.35 if i % 2 else 0.35,
+                        vowel_of(syl),
+                        syl,
+                        0,
+                    )
+                )
         line_beat += line_bars * 4
     return events
 
@@ -363,7 +474,7 @@ def arrange(*, lyrics: str, gender: str, prompt: str | None = None) -> Arrangeme
         raise ValueError(f"gender must be 'male' or 'female', got {gender!r}")
     # Gender is deliberately not part of the seed: male and female versions of a
     # song share key, tempo and melody, the male lead just sits an octave lower.
-    digest = hashlib.sha256(f"funmusic-sim\x00{lyrics}\x00{prompt or ''}".encode("utf-8")).digest()
+    digest = hashlib.sha256(f"funmusic-sim\x00{lyrics}\x00{prompt or ''}".encode()).digest()
     rng = random.Random(int.from_bytes(digest[:8], "big"))
     mood = _mood(prompt if prompt and prompt.strip() else lyrics)
     if mood == "fast":
@@ -376,7 +487,9 @@ def arrange(*, lyrics: str, gender: str, prompt: str | None = None) -> Arrangeme
     scale = _MINOR if minor else _MAJOR
     tonic = 57 + (digest[8] % 12)  # female melody tonic in A3..G#4
     b = _Builder(rng, SAMPLE_RATE * 60.0 / tempo, tonic, scale, -12 if gender == "male" else 0)
-    progressions = {key: rng.choice(options) for key, options in _PROGRESSIONS.items() if key[0] == minor}
+    progressions = {
+        key: rng.choice(options) for key, options in _PROGRESSIONS.items() if key[0] == minor
+    }
 
     # Body sections with their laid-out lines; leading/trailing instrumental
     # intro/outro tags merge into the automatic instrumental intro/outro.
@@ -388,11 +501,11 @@ def arrange(*, lyrics: str, gender: str, prompt: str | None = None) -> Arrangeme
     max_beats = int(MAX_SECONDS * tempo / 60.0)
     intro_bars, outro_bars = 2, 2
     budget = max_beats - 4 * (intro_bars + outro_bars)
-    body: list[tuple[str, int, list[tuple[str, list[str], int, list[float], list[float]]]]] = []
+    body: list[tuple[str, int, list[_LaidLine]]] = []
     used = 0
     full = False
     for tag, lines in parsed:
-        laid: list[tuple[str, list[str], int, list[float], list[float]]] = []
+        laid: list[_LaidLine] = []
         for line in lines:
             sylls = syllables(line)
             if not sylls:
@@ -421,7 +534,9 @@ def arrange(*, lyrics: str, gender: str, prompt: str | None = None) -> Arrangeme
         else:
             intro_bars += 1
 
-    plan = [("intro", intro_bars, [])] + body + [("outro", outro_bars, [])]
+    plan: list[tuple[str, int, list[_LaidLine]]] = (
+        [("intro", intro_bars, [])] + body + [("outro", outro_bars, [])]
+    )
     sections: list[Section] = []
     beat = 0.0
     for i, (tag, bars, laid) in enumerate(plan):
@@ -432,7 +547,15 @@ def arrange(*, lyrics: str, gender: str, prompt: str | None = None) -> Arrangeme
         events = _section_events(b, tag, beat, bars, chords, laid, final=i == len(plan) - 1)
         events.sort(key=lambda e: (e.start, _KIND_ORDER[e.kind]))
         sections.append(
-            Section(tag, b.frame(beat), b.frame(beat + 4 * bars), bars, tuple(x[0] for x in laid), chords, tuple(events))
+            Section(
+                tag,
+                b.frame(beat),
+                b.frame(beat + 4 * bars),
+                bars,
+                tuple(x[0] for x in laid),
+                chords,
+                tuple(events),
+            )
         )
         beat += 4 * bars
     total = min(b.frame(beat), int(MAX_SECONDS * SAMPLE_RATE))
@@ -441,7 +564,12 @@ def arrange(*, lyrics: str, gender: str, prompt: str | None = None) -> Arrangeme
 
 # --------------------------------------------------------------------- synthesis
 
-_KIND_ORDER = {k: i for i, k in enumerate(("pad", "bass", "pluck", "kick", "snare", "hat", "ohat", "crash", "harmony", "lead"))}
+_KIND_ORDER = {
+    k: i
+    for i, k in enumerate(
+        ("pad", "bass", "pluck", "kick", "snare", "hat", "ohat", "crash", "harmony", "lead")
+    )
+}
 _DRUM_LENGTH = {"kick": 0.42, "snare": 0.3, "hat": 0.09, "ohat": 0.3, "crash": 2.0}
 _DRUM_PAN = {"kick": 0.0, "snare": 0.05, "hat": 0.3, "ohat": -0.3, "crash": -0.4}
 _TABLE_SIZE = 2048
@@ -463,7 +591,9 @@ _FORMANTS: dict[str, tuple[tuple[float, float, float], ...]] = {
 
 
 def _midi_hz(midi: float) -> float:
-    return 440.0 * 2.0 ** ((midi - 69.0) / 12.0)
+    # float ** float is typed Any (a negative base would give a complex); ours is 2.0.
+    ratio: float = 2.0 ** ((midi - 69.0) / 12.0)
+    return 440.0 * ratio
 
 
 def _table(amps: np.ndarray) -> np.ndarray:
@@ -519,8 +649,9 @@ def _osc(table: np.ndarray, cycles: np.ndarray) -> np.ndarray:
     pos = (cycles - np.floor(cycles)) * _TABLE_SIZE
     i = pos.astype(np.intp)
     w = (pos - i).astype(np.float32)
-    a = table[i]
-    return a + w * (table[i + 1] - a)
+    a: np.ndarray = table[i]
+    out: np.ndarray = a + w * (table[i + 1] - a)
+    return out
 
 
 def _envelope(t: np.ndarray, gate: float, attack: float, release: float) -> np.ndarray:
@@ -549,35 +680,49 @@ def _synth(ev: Event, n: np.ndarray, female: bool) -> np.ndarray:
             m = n < int(0.03 * SAMPLE_RATE)
             if m.any():
                 k = n[m]
-                hiss = _noise()[1][(k + int(ev.midi) * 997) & _NOISE_MASK] * np.exp(-k * np.float32(1.0 / (0.008 * SAMPLE_RATE))).astype(np.float32)
+                onset_env = np.exp(-k * np.float32(1.0 / (0.008 * SAMPLE_RATE))).astype(np.float32)
+                hiss = _noise()[1][(k + int(ev.midi) * 997) & _NOISE_MASK] * onset_env
                 sig[m] += np.float32(0.25) * hiss
         return sig
     if kind == "pad":
         sig = _osc(_instrument_table("pad"), _midi_hz(ev.midi) * t)
-        return sig * _envelope(t32, gate, 0.25, ev.release / SAMPLE_RATE)
+        pad: np.ndarray = sig * _envelope(t32, gate, 0.25, ev.release / SAMPLE_RATE)
+        return pad
     if kind == "bass":
         sig = _osc(_instrument_table("bass"), _midi_hz(ev.midi) * t)
         env = _envelope(t32, gate, 0.006, ev.release / SAMPLE_RATE)
         env *= np.float32(0.7) + np.float32(0.3) * np.exp(-t32 * np.float32(1.0 / 0.18))
-        return sig * env
+        bass: np.ndarray = sig * env
+        return bass
     if kind == "pluck":
         sig = _osc(_instrument_table("pluck"), _midi_hz(ev.midi) * t)
-        return sig * (_envelope(t32, gate, 0.003, ev.release / SAMPLE_RATE) * np.exp(-t32 * np.float32(1.0 / 0.22)))
+        pluck_env = _envelope(t32, gate, 0.003, ev.release / SAMPLE_RATE) * np.exp(
+            -t32 * np.float32(1.0 / 0.22)
+        )
+        pluck: np.ndarray = sig * pluck_env
+        return pluck
     hp1, hp2 = _noise()
     idx = (n + ev.variant) & _NOISE_MASK
     # Drum hits are cut at a fixed length: taper the last 30 ms so the cut never clicks.
     taper = np.clip((np.float32(gate) - t32) * np.float32(1.0 / 0.03), 0.0, 1.0)
     if kind == "kick":  # pitch-swept sine thump plus a tiny click
         cycles = 48.0 * t + (115.0 * 0.032) * (1.0 - np.exp(-t * (1.0 / 0.032)))
-        body = np.sin((2.0 * np.pi) * cycles).astype(np.float32) * np.exp(-t32 * np.float32(1.0 / 0.22))
-        sig = np.float32(1.6) * body + hp1[idx] * (np.float32(0.5) * np.exp(-t32 * np.float32(1.0 / 0.003)))
+        body = np.sin((2.0 * np.pi) * cycles).astype(np.float32) * np.exp(
+            -t32 * np.float32(1.0 / 0.22)
+        )
+        click = hp1[idx] * (np.float32(0.5) * np.exp(-t32 * np.float32(1.0 / 0.003)))
+        sig = np.float32(1.6) * body + click
     elif kind == "snare":  # tone + noise, the noise decaying slower
-        tone = np.sin((2.0 * np.pi * 190.0) * t).astype(np.float32) * np.exp(-t32 * np.float32(1.0 / 0.05))
-        sig = np.float32(0.6) * tone + np.float32(1.3) * hp1[idx] * np.exp(-t32 * np.float32(1.0 / 0.1))
+        tone = np.sin((2.0 * np.pi * 190.0) * t).astype(np.float32) * np.exp(
+            -t32 * np.float32(1.0 / 0.05)
+        )
+        rattle = np.float32(1.3) * hp1[idx] * np.exp(-t32 * np.float32(1.0 / 0.1))
+        sig = np.float32(0.6) * tone + rattle
     else:
         decay = {"hat": 0.022, "ohat": 0.14, "crash": 0.7}[kind]
         sig = np.float32(1.6) * hp2[idx] * np.exp(-t32 * np.float32(1.0 / decay))
-    return sig * taper
+    drum: np.ndarray = sig * taper
+    return drum
 
 
 def _pan_gains(pan: float) -> tuple[float, float]:
@@ -617,8 +762,13 @@ def _flatten(arr: Arrangement) -> tuple[list[Event], np.ndarray, np.ndarray]:
     return events, starts, ends
 
 
-def render_window(arr: Arrangement, b0: int, b1: int, *, kinds: frozenset[str] | None = None) -> np.ndarray:
-    """Synthesize frames [b0, b1) of the song as int16 (n, 2); ``kinds`` restricts the parts (for tests)."""
+def render_window(
+    arr: Arrangement, b0: int, b1: int, *, kinds: frozenset[str] | None = None
+) -> np.ndarray:
+    """Synthesize frames [b0, b1) of the song as int16 (n, 2).
+
+    ``kinds`` restricts the parts (for tests).
+    """
     events, starts, ends = _flatten(arr)
     return _render_block(arr, events, starts, ends, b0, b1, kinds)
 
@@ -653,7 +803,9 @@ def _render_block(
 
 
 def render(arr: Arrangement, *, block_frames: int = 48000) -> Iterator[np.ndarray]:
-    """Synthesize incrementally: int16 blocks of shape (n, 2), n <= block_frames, summing to total_frames.
+    """Synthesize incrementally: int16 blocks of shape (n, 2), n <= block_frames.
+
+    The blocks sum to total_frames.
 
     Each block is synthesized only when the consumer asks for it.
     """
@@ -661,4 +813,5 @@ def render(arr: Arrangement, *, block_frames: int = 48000) -> Iterator[np.ndarra
         raise ValueError("block_frames must be positive")
     events, starts, ends = _flatten(arr)
     for b0 in range(0, arr.total_frames, block_frames):
-        yield _render_block(arr, events, starts, ends, b0, min(b0 + block_frames, arr.total_frames), None)
+        b1 = min(b0 + block_frames, arr.total_frames)
+        yield _render_block(arr, events, starts, ends, b0, b1, None)
