@@ -40,7 +40,7 @@ from ._errors import (
     ValidationError,
 )
 from ._models import AudioChunk, Song, StreamEvent, StreamFinished
-from ._validation import SongRequest, build_request
+from ._validation import Limit, SongRequest, TextStats, build_request, limit_for, text_stats
 from ._version import __version__
 
 if TYPE_CHECKING:
@@ -62,6 +62,7 @@ __all__ = [
     "FunMusicPanel",
     "FunMusicWarning",
     "GenerationCancelled",
+    "Limit",
     "PermissionDeniedError",
     "RateLimitError",
     "ServerError",
@@ -72,15 +73,18 @@ __all__ = [
     "StreamEvent",
     "StreamFinished",
     "StreamInterruptedError",
+    "TextStats",
     "ValidationError",
     "__version__",
     "agenerate",
     "astream",
     "build_request",
     "generate",
+    "limit_for",
     "load_ipython_extension",
     "resolve_settings",
     "stream",
+    "text_stats",
     "unload_ipython_extension",
 ]
 

@@ -35,7 +35,7 @@ from . import _render
 from ._config import resolve_settings
 from ._errors import GenerationCancelled, ValidationError
 from ._validation import FORMATS, GENDERS, SongRequest, build_request
-from ._worker import FINAL_STATES, Job, current_worker, get_worker
+from ._worker import FINAL_STATES, Job, client_options, current_worker, get_worker
 
 __all__ = ["FunMusicMagics", "load_ipython_extension", "unload_ipython_extension"]
 
@@ -208,28 +208,19 @@ class FunMusicMagics(Magics):
     def _client_options(self, backend: str) -> tuple[dict[str, Any], list[str]]:
         """Keyword arguments for the client, and notes about them. Raises ConfigurationError
         (one line) now, in the cell, rather than later in the background."""
-        base_url = self.base_url.strip() or None
-        endpoint = self.endpoint.strip() or None
-        settings = resolve_settings(base_url=base_url, endpoint=endpoint, backend=backend)
+        options, settings = client_options(
+            base_url=self.base_url.strip() or None,
+            endpoint=self.endpoint.strip() or None,
+            backend=backend,
+            connect_timeout=self.connect_timeout,
+            idle_timeout=self.idle_timeout,
+        )
         notes = []
         if backend == "auto" and settings.backend == "simulator":
             notes.append(
                 "no API key configured: the offline simulator makes this song "
                 "(set DASHSCOPE_API_KEY for Fun-Music)"
             )
-        if settings.backend == "simulator" and settings.base_url is None:
-            # Start the embedded simulator here, once, rather than from the worker's loop
-            # (where the client would start it through a helper thread of anyio's).
-            from .simulator import start_embedded
-
-            base_url = start_embedded()
-        options = {
-            "backend": settings.backend,
-            "base_url": base_url,
-            "endpoint": endpoint,
-            "connect_timeout": self.connect_timeout,
-            "idle_timeout": self.idle_timeout,
-        }
         return options, notes
 
     def _cell(self, line: str, cell: str) -> None:

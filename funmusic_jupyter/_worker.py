@@ -31,6 +31,7 @@ from typing import Any
 import anyio
 from anyio.from_thread import BlockingPortal
 
+from ._config import Settings, resolve_settings
 from ._errors import GenerationCancelled, StreamInterruptedError
 from ._models import AudioChunk, Song, StreamFinished
 from ._storage import save_partial, save_song
@@ -39,6 +40,7 @@ from ._validation import SongRequest
 __all__ = [
     "FINAL_STATES",
     "Job",
+    "client_options",
     "Listener",
     "THREAD_NAME",
     "Worker",
@@ -427,3 +429,38 @@ def get_worker() -> Worker:
             _worker = Worker()
             atexit.register(_worker.shutdown)
         return _worker
+
+
+def client_options(
+    *,
+    api_key: str | None = None,
+    base_url: str | None = None,
+    endpoint: str | None = None,
+    backend: str = "auto",
+    connect_timeout: float = 10.0,
+    idle_timeout: float = 60.0,
+) -> tuple[dict[str, Any], Settings]:
+    """Client keyword arguments for ``Worker.submit``, and the settings they resolve to.
+
+    Called on the user's thread (the magic's cell, the panel's click) so that a bad setting
+    fails there, in one line, instead of later in the background. The embedded simulator is
+    started here too, once, rather than from the worker's loop, where the client would start it
+    through one of anyio's helper threads.
+    """
+    settings = resolve_settings(
+        api_key=api_key, base_url=base_url, endpoint=endpoint, backend=backend
+    )
+    if settings.backend == "simulator" and settings.base_url is None:
+        from .simulator import start_embedded
+
+        base_url = start_embedded()
+    options: dict[str, Any] = {
+        "backend": settings.backend,
+        "base_url": base_url,
+        "endpoint": endpoint,
+        "connect_timeout": connect_timeout,
+        "idle_timeout": idle_timeout,
+    }
+    if api_key is not None:
+        options["api_key"] = api_key
+    return options, settings
