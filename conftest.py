@@ -1,0 +1,30 @@
+"""Session-wide safety for every test, notebooks included.
+
+nbval runs the notebooks in kernels that inherit this process's environment, out of reach of
+tests/conftest.py's per-test fixtures. A developer with a real key configured must never have
+the test suite bill them: the DashScope variables are removed and HOME points at an empty
+folder (so ``~/.dashscope/api_key`` is not found) before any kernel starts. Everything then
+runs on the simulator.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+import pytest
+
+_ENV_VARS = (
+    "DASHSCOPE_API_KEY",
+    "DASHSCOPE_API_KEY_FILE_PATH",
+    "DASHSCOPE_HTTP_BASE_URL",
+    "DASHSCOPE_BASE_URL",
+    "FUNMUSIC_ENDPOINT",
+)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    for name in _ENV_VARS:
+        os.environ.pop(name, None)
+    home = tempfile.mkdtemp(prefix="funmusic-test-home-")
+    os.environ["HOME"] = home

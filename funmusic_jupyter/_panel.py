@@ -1,0 +1,592 @@
+"""``FunMusicPanel``: the same songs as ``%%funmusic``, with buttons (ipywidgets 8).
+
+    from funmusic_jupyter import FunMusicPanel
+    FunMusicPanel()
+
+How it is put together, and why:
+
+- Songs run on the magic's background worker (``_worker.get_worker()``): a click submits a job and
+  returns at once, so the kernel stays free while the song streams in. The same worker saves
+  every song (and every partial one) before the panel hears that it finished.
+- The worker's listener runs on the worker thread. From there the panel only *sets widget
+  traits* (progress value, status text, an ``HTML`` widget's value, a button's ``disabled``):
+  those are safe from any thread, while ``with output_widget:`` from a thread is not. For the
+  same reason the history is a ``Select`` whose options change, rather than widgets created on
+  the worker thread.
+- Results are drawn by the one renderer, ``_render.song_html`` / ``_render.error_html``.
+- The limit counter and the reason Generate is disabled come from ``_validation``: the panel
+  calls the very ``build_request`` the client calls, so it refuses exactly what would be refused.
+- The API key is never a trait (widget state is saved into notebooks): an ``api_key=`` argument
+  lives in a private attribute, and the panel only ever says where a key came from.
+- ``repr()`` (and the ``text/plain`` of its display) is deterministic, for nbval.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+import os
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import ipywidgets as widgets  # type: ignore[import-untyped]
+
+from . import _render
+from ._config import Settings, resolve_settings
+from ._errors import FunMusicError, ValidationError
+from ._models import Song
+from ._storage import DEFAULT_OUTPUT_DIR, first_line
+from ._validation import (
+    FORMATS,
+    GENDERS,
+    SongRequest,
+    build_request,
+    detect_mode,
+    limit_for,
+    text_stats,
+)
+from ._worker import Job, client_options, get_worker
+
+__all__ = ["FunMusicPanel"]
+
+_MODES = (("Auto", "auto"), ("Prompt", "prompt"), ("Lyrics", "lyrics"))
+_LANGUAGES = {"zh": "Chinese", "en": "English"}
+_STATE_WORDS = {
+    "queued": "Waiting to start",
+    "waiting": "Waiting for the first audio",
+    "generating": "Generating (not streaming: the audio comes at the end)",
+    "streaming": "Streaming",
+    "saving": "Saving",
+}
+# The song's length is unknown until its last event, so the bar cannot be a true fraction.
+# It moves along 1 - exp(-x / scale): always forward, never full before the end, where x is the
+# audio received (streaming) or the time elapsed (not streaming). The status line has the facts.
+_BAR_SCALE_SECONDS = 60.0
+_TITLE_LENGTH = 60
+_PLACEHOLDER = (
+    "Describe a song (a prompt), e.g. 'Melancholic piano, rainy night yearning',\n"
+    "or write lyrics with structure tags:\n[verse]\n…\n[chorus]\n…"
+)
+_OK_STYLE = "opacity: 0.8;"
+_BAD_STYLE = "color: var(--jp-error-color1, #c62828); font-weight: 600;"
+_WARN_STYLE = "color: var(--jp-warn-color1, #b26a00);"
+
+
+def _e(text: object) -> str:
+    return html.escape(str(text), quote=True)
+
+
+def _short(text: str, length: int = _TITLE_LENGTH) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= length else text[: length - 1] + "…"
+
+
+def song_title(song: Song) -> str:
+    """A history title: the first sung line for lyrics, the prompt for a prompt."""
+    if song.mode == "lyrics":
+        line = song.first_line() or first_line(song.request.text)
+    else:
+        line = song.request.text
+    return _short(line) or "Song"
+
+
+@dataclass(eq=False)
+class _Run:
+    """One click of Generate. The listener is bound to it, so a late event from an old song
+    can never touch the state of a newer one."""
+
+    request: SongRequest
+    job: Job | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+class FunMusicPanel(widgets.VBox):  # type: ignore[misc]
+    """Make songs with buttons: write a prompt or lyrics, choose the voice and format, Generate.
+
+    Keyword arguments (all optional):
+
+    ``text``, ``mode`` ("auto", "prompt", "lyrics"), ``gender``, ``format``, ``stream``
+        Initial values of the controls.
+    ``backend``, ``base_url``, ``endpoint``, ``api_key``
+        As for ``FunMusicClient``. With nothing configured the offline simulator makes the
+        songs. An ``api_key`` given here is kept in a private attribute, never in a widget.
+    ``output_dir``
+        Where songs are saved (default ``./funmusic-output``).
+    ``price_per_second``, ``currency``
+        For the cost shown with each song.
+    ``headers``
+        Extra HTTP headers for every request, e.g. the simulator's fault injection
+        ``{"X-FunMusic-Fault": "drop-after=3"}`` to see what a broken stream looks like.
+    ``model``, ``connect_timeout``, ``idle_timeout``
+        Passed on to the request and the client.
+
+    Drive it from code too: set ``panel.text.value``, call ``panel.generate_button.click()``
+    and ``panel.wait()``; ``panel.history`` holds this session's songs, newest first.
+    """
+
+    def __init__(
+        self,
+        *,
+        text: str = "",
+        mode: str = "auto",
+        gender: str = "female",
+        format: str = "mp3",
+        stream: bool = True,
+        model: str = "fun-music-v1",
+        backend: str = "auto",
+        base_url: str | None = None,
+        endpoint: str | None = None,
+        api_key: str | None = None,
+        output_dir: str | os.PathLike[str] | None = None,
+        price_per_second: float = 0.002,
+        currency: str = "CNY",
+        headers: Mapping[str, str] | None = None,
+        connect_timeout: float = 10.0,
+        idle_timeout: float = 60.0,
+        **kwargs: Any,
+    ) -> None:
+        mode_values = [value for _, value in _MODES]
+        if mode not in mode_values:
+            raise ValidationError(f"mode must be one of {', '.join(mode_values)}; got {mode!r}")
+        for name, value, allowed in (("gender", gender, GENDERS), ("format", format, FORMATS)):
+            if value not in allowed:
+                raise ValidationError(f"{name} must be one of {', '.join(allowed)}; got {value!r}")
+        if not isinstance(price_per_second, (int, float)) or price_per_second < 0:
+            raise ValidationError(
+                f"price_per_second must be a number >= 0; got {price_per_second!r}"
+            )
+        # Private Python attributes, not traits: nothing here is ever synced to the front end.
+        self._api_key = api_key
+        self._base_url = base_url
+        self._endpoint = endpoint
+        self._backend = backend
+        self._model = model
+        self._price = float(price_per_second)
+        self._currency = currency
+        self._output_dir = Path(output_dir or DEFAULT_OUTPUT_DIR).expanduser().resolve()
+        self._connect_timeout = connect_timeout
+        self._idle_timeout = idle_timeout
+        self.headers: dict[str, str] = dict(headers or {})
+        # Resolved now so a bad setting fails here, in the cell, as one line.
+        self._settings: Settings = resolve_settings(
+            api_key=api_key, base_url=base_url, endpoint=endpoint, backend=backend
+        )
+        self._lock = threading.RLock()
+        self._run: _Run | None = None
+        self._last_run: _Run | None = None
+        self._songs: list[Song] = []  # oldest first; shown newest first
+        self._valid_request: SongRequest | None = None
+        self._reason = ""
+
+        full = widgets.Layout(width="100%")
+        self.backend_info = widgets.HTML(self._backend_html(), layout=full)
+        self.text = widgets.Textarea(
+            value=text,
+            placeholder=_PLACEHOLDER,
+            layout=widgets.Layout(width="100%", height="11em"),
+        )
+        self.counter = widgets.HTML(layout=full)
+        self.message = widgets.HTML(layout=full)
+        self.mode = widgets.ToggleButtons(
+            options=_MODES,
+            value=mode,
+            description="Mode",
+            tooltips=[
+                "Lyrics when the text has a [verse]/[chorus]… line, else a prompt",
+                "The text describes the song; the model writes the lyrics",
+                "The text is the lyrics to sing",
+            ],
+            style={"button_width": "5.5em"},
+        )
+        self.gender = widgets.ToggleButtons(
+            options=[(g.capitalize(), g) for g in GENDERS],
+            value=gender,
+            description="Voice",
+            style={"button_width": "5.5em"},
+        )
+        self.format = widgets.ToggleButtons(
+            options=[(f.upper(), f) for f in FORMATS],
+            value=format,
+            description="Format",
+            style={"button_width": "5.5em"},
+        )
+        self.stream = widgets.Checkbox(
+            value=stream,
+            description="Streaming (see the audio arrive)",
+            indent=False,
+        )
+        self.generate_button = widgets.Button(
+            description="Generate",
+            button_style="primary",
+            icon="music",
+        )
+        self.cancel_button = widgets.Button(
+            description="Cancel",
+            button_style="warning",
+            icon="stop",
+            disabled=True,
+        )
+        self.progress = widgets.FloatProgress(
+            value=0.0, min=0.0, max=1.0, layout=widgets.Layout(width="100%", visibility="hidden")
+        )
+        self.status = widgets.HTML(layout=full)
+        self.result = widgets.HTML(layout=full)
+        self.history_select = widgets.Select(
+            options=[], rows=4, layout=widgets.Layout(width="100%")
+        )
+        self.show_button = widgets.Button(
+            description="Show",
+            icon="play",
+            disabled=True,
+            tooltip="Put the selected song back in the result area",
+        )
+        self.saved_label = widgets.HTML(layout=full)
+        self.history_box = widgets.VBox(
+            [
+                widgets.HTML("<b>This session's songs</b> (newest first)"),
+                self.history_select,
+                widgets.HBox([self.show_button, self.saved_label]),
+            ],
+            layout=widgets.Layout(display="none"),
+        )
+
+        self.text.observe(self._on_input, names="value")
+        self.mode.observe(self._on_input, names="value")
+        self.gender.observe(self._on_input, names="value")
+        self.format.observe(self._on_input, names="value")
+        self.stream.observe(self._on_input, names="value")
+        self.generate_button.on_click(self._on_generate)
+        self.cancel_button.on_click(self._on_cancel)
+        self.show_button.on_click(self._on_show)
+        self.history_select.observe(self._on_select, names="value")
+
+        super().__init__(
+            [
+                self.backend_info,
+                self.text,
+                self.counter,
+                self.mode,
+                widgets.HBox([self.gender, self.format]),
+                self.stream,
+                self.message,
+                widgets.HBox([self.generate_button, self.cancel_button]),
+                self.progress,
+                self.status,
+                self.result,
+                self.history_box,
+            ],
+            **kwargs,
+        )
+        self._on_input()
+
+    # -- what the panel shows about itself -----------------------------------------------------
+    def __repr__(self) -> str:
+        # Deterministic: nbval compares a widget's display by this text.
+        with self._lock:
+            state = "generating" if self._run is not None else "idle"
+            songs = len(self._songs)
+        return f"FunMusicPanel(backend={self._settings.backend!r}, songs={songs}, state={state!r})"
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
+        data: dict[str, Any] = super()._repr_mimebundle_(**kwargs)
+        data["text/plain"] = repr(self)  # not the 110-character cut of the default
+        return data
+
+    def _backend_html(self) -> str:
+        s = self._settings
+        if s.backend == "simulator":
+            return (
+                "<b>♪ Fun-Music panel</b> · using the <b>offline simulator</b> "
+                f"{'(no API key found) ' if self._backend == 'auto' else ''}"
+                "— songs are made on this machine and nothing is billed. "
+                "Set <code>DASHSCOPE_API_KEY</code> to use Fun-Music."
+            )
+        if s.has_key:
+            # Where the key came from, never the key, nor even its mask.
+            return (
+                f"<b>♪ Fun-Music panel</b> · {_e(s.base_url)} · API key from "
+                f"{_e(s.api_key_source)} · every song is billed "
+                f"({_e(_render.format_money(self._price, self._currency))} per second)"
+            )
+        return f"<b>♪ Fun-Music panel</b> · {_e(s.base_url)} (no API key: a classroom simulator?)"
+
+    # -- reading it from Python ----------------------------------------------------------------
+    @property
+    def settings(self) -> Settings:
+        """The connection settings (the repr masks the key)."""
+        return self._settings
+
+    @property
+    def output_dir(self) -> Path:
+        return self._output_dir
+
+    @property
+    def history(self) -> tuple[Song, ...]:
+        """This session's songs, newest first."""
+        with self._lock:
+            return tuple(reversed(self._songs))
+
+    @property
+    def busy(self) -> bool:
+        with self._lock:
+            return self._run is not None
+
+    @property
+    def job(self) -> Job | None:
+        """The job of the current song, or of the last one."""
+        with self._lock:
+            run = self._run or self._last_run
+            return run.job if run else None
+
+    def wait(self, timeout: float | None = None) -> Song | None:
+        """Block until the current song (or else the last one) ends; return it, or None if it
+        failed or was cancelled (the panel shows why) or no song was ever started.
+        Raises ``TimeoutError`` if the song is still running after ``timeout`` seconds."""
+        with self._lock:
+            run = self._run or self._last_run
+        if run is None or run.job is None:
+            return None
+        if not run.job.wait(timeout):
+            raise TimeoutError(f"the song is still {run.job.state} after {timeout} s")
+        return run.job.song
+
+    # -- input, the counter, and whether Generate may be pressed ---------------------------------
+    def _on_input(self, change: object = None) -> None:
+        text = self.text.value
+        mode = self.mode.value
+        stream = bool(self.stream.value)
+        body = text.strip("\n").rstrip()
+        if body.strip():
+            chosen = detect_mode(body) if mode == "auto" else mode
+            stats = text_stats(body)
+            limit = limit_for(chosen, stats.language, stream)
+            count = limit.measure(stats)
+            within = limit.low <= count <= limit.high
+            how = "streaming" if stream else "not streaming"
+            what = f"Auto: {chosen}" if mode == "auto" else chosen.capitalize()
+            counter = (
+                f"{_e(what)} · {_LANGUAGES[stats.language]} · {how}: "
+                f"<b>{count:,}</b> {_e(limit.unit)} "
+                f"(allowed {limit.low:,}–{limit.high:,})"
+            )
+            style = _OK_STYLE
+            if count > limit.high:
+                counter += f" — {count - limit.high:,} over the limit"
+                style = _BAD_STYLE
+            elif not within:
+                counter += f" — {limit.low - count:,} short of the minimum"
+                style = _BAD_STYLE
+            counter_html = f'<span style="{style}">{counter}</span>'
+        else:
+            counter_html = f'<span style="{_OK_STYLE}">Nothing written yet.</span>'
+        try:
+            request = build_request(
+                text=text,
+                mode=mode,
+                gender=self.gender.value,
+                format=self.format.value,
+                stream=stream,
+                model=self._model,
+            )
+        except ValidationError as exc:
+            request, reason = None, str(exc)
+        else:
+            reason = ""
+        if request is None:
+            style = _OK_STYLE if not body.strip() else _BAD_STYLE
+            message = f'<span style="{style}">{_e(reason)}</span>'
+        elif request.warnings:
+            message = "".join(
+                f'<div style="{_WARN_STYLE}">⚠ {_e(w)}</div>' for w in request.warnings
+            )
+        else:
+            message = ""
+        with self._lock:
+            self._valid_request = request
+            self._reason = reason
+            self.counter.value = counter_html
+            self.message.value = message
+            self._refresh_buttons()
+
+    @property
+    def reason(self) -> str:
+        """Why Generate is disabled ("" when it is not): ``build_request``'s own message."""
+        with self._lock:
+            if self._run is not None:
+                return "a song is being made"
+            return self._reason
+
+    def _refresh_buttons(self) -> None:
+        with self._lock:
+            busy = self._run is not None
+            ok = self._valid_request is not None
+            self.generate_button.disabled = busy or not ok
+            self.generate_button.tooltip = (
+                "A song is being made" if busy else (self._reason or "Make the song")
+            )
+            self.cancel_button.disabled = not busy
+
+    # -- generating ----------------------------------------------------------------------------
+    def _client_options(self) -> dict[str, Any]:
+        options, self._settings = client_options(
+            api_key=self._api_key,
+            base_url=self._base_url,
+            endpoint=self._endpoint,
+            backend=self._backend,
+            connect_timeout=self._connect_timeout,
+            idle_timeout=self._idle_timeout,
+        )
+        return options
+
+    def _on_generate(self, button: object = None) -> None:
+        with self._lock:
+            if self._run is not None:
+                return
+            self._on_input()  # validate what is there now, not what was there at the last key
+            request = self._valid_request
+            if request is None:
+                return
+            run = _Run(request=request, notes=list(request.warnings))
+            self._run = run
+            self._refresh_buttons()
+        self.progress.value = 0.0
+        self.progress.bar_style = "info"
+        self.progress.layout.visibility = "visible"
+        self.status.value = _e(f"{_STATE_WORDS['queued']}…")
+        self.result.value = ""  # the last song stays in the history, under Show
+        try:
+            options = self._client_options()
+            job = get_worker().submit(
+                request,
+                client_options=options,
+                output_dir=self._output_dir,
+                headers=self.headers or None,
+                listener=lambda job, event: self._on_event(run, job, event),
+                min_interval=0.2,
+            )
+        except Exception as exc:  # a bad setting or a stopped worker: shown, never raised
+            self._show_error(run, exc, partial_path=None, job=None)
+            self._end(run)
+            return
+        self.backend_info.value = self._backend_html()
+        run.job = job  # the listener may already have ended the run: _end() ignores that
+
+    def _on_cancel(self, button: object = None) -> None:
+        with self._lock:
+            run = self._run
+        if run is not None and run.job is not None:
+            self.status.value = "Stopping…"
+            # Not under the lock: cancel() waits for the worker loop, whose listener takes it.
+            run.job.cancel()
+
+    def _on_event(self, run: _Run, job: Job, event: str) -> None:
+        # On the worker thread: only set traits here.
+        if run.job is None:
+            run.job = job  # the song may end before submit() has returned to the click
+        if event == "finished":
+            self._finished(run, job)
+            return
+        if self._run is not run or job.cancel_requested:
+            return  # an old song's late event, or "Stopping…" is showing
+        words = _STATE_WORDS.get(job.state, job.state)
+        parts = [words]
+        if job.request.stream:
+            seconds = job.seconds
+            parts.append("— s of audio" if seconds is None else f"{seconds:.1f} s of audio")
+            parts.append(f"{job.chunks:,} chunk{'s' if job.chunks != 1 else ''}")
+            x = seconds or 0.0
+        else:
+            x = job.elapsed
+        parts.append(f"{job.elapsed:.1f} s elapsed")
+        self.progress.value = 0.97 * (1.0 - math.exp(-x / _BAR_SCALE_SECONDS))
+        self.status.value = _e(" · ".join(parts))
+
+    def _finished(self, run: _Run, job: Job) -> None:
+        notes = list(run.notes)
+        if job.save_error is not None:
+            notes.append(
+                f"could not save to the output directory: {type(job.save_error).__name__}: "
+                f"{job.save_error}"
+            )
+        song = job.song
+        if song is not None:
+            with self._lock:
+                self._songs.append(song)
+                self._refresh_history(select_newest=True)
+            self.result.value = _render.song_html(
+                song, price_per_second=self._price, currency=self._currency, notes=notes
+            )
+            self.progress.value = 1.0
+            self.progress.bar_style = "success"
+            where = f" · saved to {job.saved_path}" if job.saved_path else " · not saved"
+            self.status.value = _e(
+                f"Done: {song.duration:g} s of audio in {job.elapsed:.1f} s{where}"
+            )
+        else:
+            error = job.error if job.error is not None else FunMusicError("the song did not finish")
+            run.notes = notes
+            self._show_error(run, error, partial_path=job.partial_path, job=job)
+        self._end(run)
+
+    def _show_error(
+        self, run: _Run, error: BaseException, *, partial_path: Path | None, job: Job | None
+    ) -> None:
+        self.result.value = _render.error_html(
+            error, partial_path=partial_path, title=run.request.text, notes=run.notes
+        )
+        cancelled = job is not None and job.state == "cancelled"
+        self.progress.bar_style = "warning" if cancelled else "danger"
+        what = "Stopped" if cancelled else "Failed"
+        where = f" · partial audio saved to {partial_path}" if partial_path else ""
+        self.status.value = _e(f"{what}: {type(error).__name__}{where}")
+
+    def _end(self, run: _Run) -> None:
+        with self._lock:
+            if self._run is run:
+                self._run = None
+                self._last_run = run
+            self._refresh_buttons()
+
+    # -- history -----------------------------------------------------------------------------
+    def _refresh_history(self, *, select_newest: bool) -> None:
+        with self._lock:
+            count = len(self._songs)
+            options = []
+            for index in range(count - 1, -1, -1):
+                song = self._songs[index]
+                sim = ", simulated" if song.simulated else ""
+                options.append(
+                    (
+                        f"#{index + 1} {song_title(song)} · {song.duration:g} s {song.format}{sim}",
+                        index,
+                    )
+                )
+            self.history_select.options = options
+            if select_newest and options:
+                self.history_select.value = count - 1
+            self.show_button.disabled = not options
+            self.history_box.layout.display = "flex" if options else "none"
+            self._on_select()
+
+    def _on_select(self, change: object = None) -> None:
+        index = self.history_select.value
+        with self._lock:
+            song = self._songs[index] if isinstance(index, int) else None
+        if song is None:
+            self.saved_label.value = ""
+            return
+        where = os.fspath(song.saved_path) if song.saved_path else "not saved"
+        self.saved_label.value = f'<span style="{_OK_STYLE}">saved to {_e(where)}</span>'
+
+    def _on_show(self, button: object = None) -> None:
+        """Put the selected song's card (player, lyrics, details) back in the result area."""
+        index = self.history_select.value
+        with self._lock:
+            song = self._songs[index] if isinstance(index, int) else None
+        if song is not None:
+            self.result.value = _render.song_html(
+                song, price_per_second=self._price, currency=self._currency
+            )

@@ -1,0 +1,108 @@
+"""Checks on the teaching notebooks as files (nbval executes them; this reads them).
+
+What nbval cannot see: that a checked ``%%funmusic`` cell blocks (``--wait``) so its one output is
+the final one, that nbval markers are tags and not comments (a comment above a magic line stops
+it being a cell magic), that the stored outputs are executed, small, key-free and free of
+machine paths, and that no widget state (which could hold anything) is saved.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
+EXPECTED = ("01_quickstart", "02_writing_lyrics", "03_panel", "04_python_api")
+PATHS = sorted(NOTEBOOKS.glob("*.ipynb"))
+KNOWN_TAGS = {"nbval-ignore-output", "nbval-check-output", "nbval-skip", "raises-exception"}
+UNCHECKED = {"nbval-ignore-output", "nbval-skip"}
+MAX_BYTES = 100_000
+KEY_LIKE = re.compile(r"sk-[A-Za-z0-9]{8,}")
+ABSOLUTE_OUTPUT_PATH = re.compile(r"(?:^|[\s\"'(])(?:[A-Za-z]:)?[/\\][^\s\"'<>]*funmusic-output")
+
+
+def _load(path: Path) -> dict[str, Any]:
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def _source(cell: dict[str, Any]) -> str:
+    src = cell["source"]
+    return src if isinstance(src, str) else "".join(src)
+
+
+def _tags(cell: dict[str, Any]) -> set[str]:
+    return set(cell.get("metadata", {}).get("tags", []))
+
+
+def _code_cells(path: Path) -> list[dict[str, Any]]:
+    return [c for c in _load(path)["cells"] if c["cell_type"] == "code"]
+
+
+def _output_texts(cell: dict[str, Any]) -> list[str]:
+    texts = []
+    for output in cell.get("outputs", []):
+        if "text" in output:
+            texts.append("".join(output["text"]))
+        for value in output.get("data", {}).values():
+            texts.append(value if isinstance(value, str) else json.dumps(value))
+        texts.extend(output.get("traceback", []))
+        if "evalue" in output:
+            texts.append(output["evalue"])
+    return texts
+
+
+def test_the_teaching_notebooks_are_all_there() -> None:
+    assert [p.stem for p in PATHS][: len(EXPECTED)] == list(EXPECTED)
+
+
+@pytest.mark.parametrize("path", PATHS, ids=lambda p: p.stem)
+def test_notebook_is_executed_small_and_has_prose(path: Path) -> None:
+    nb = _load(path)
+    assert nb["metadata"]["kernelspec"]["name"] == "python3"
+    assert "widgets" not in nb["metadata"], "widget state must not be saved"
+    assert path.stat().st_size < MAX_BYTES, "stored audio? outputs should keep a placeholder"
+    cells = nb["cells"]
+    assert cells[0]["cell_type"] == "markdown" and _source(cells[0]).startswith("# ")
+    assert sum(c["cell_type"] == "markdown" for c in cells) >= 4
+    for cell in _code_cells(path):
+        # Executed top to bottom and saved: what nbval compares is a real run's output.
+        assert cell["execution_count"] is not None, _source(cell)[:60]
+
+
+@pytest.mark.parametrize("path", PATHS, ids=lambda p: p.stem)
+def test_checked_magic_cells_wait_and_markers_are_tags(path: Path) -> None:
+    for cell in _code_cells(path):
+        source = _source(cell)
+        tags = _tags(cell)
+        assert tags <= KNOWN_TAGS, f"unknown tags {tags - KNOWN_TAGS}"
+        assert not re.search(r"^\s*#\s*NBVAL_", source, re.MULTILINE | re.IGNORECASE), (
+            "nbval markers go in cell tags, not comments"
+        )
+        if "raises-exception" in tags:
+            # The tag allows an error but neither nbclient nor nbval requires one: check it.
+            kinds = [o["output_type"] for o in cell.get("outputs", [])]
+            assert kinds == ["error"], f"expected only an error output, got {kinds}"
+        if "%%funmusic" in source:
+            first = source.splitlines()[0]
+            # A comment (or anything) above %%funmusic would make the cell plain Python.
+            assert first.startswith("%%funmusic"), f"%%funmusic must be the first line: {first!r}"
+            if not tags & UNCHECKED and "raises-exception" not in tags:
+                assert "--wait" in first.split(), f"a checked %%funmusic needs --wait: {first!r}"
+
+
+@pytest.mark.parametrize("path", PATHS, ids=lambda p: p.stem)
+def test_no_key_and_no_machine_paths_anywhere(path: Path) -> None:
+    raw = path.read_text(encoding="utf-8")
+    assert not KEY_LIKE.search(raw)
+    for cell in _code_cells(path):
+        source = _source(cell)
+        assert "api_key=" not in source
+        assert not re.search(r"DASHSCOPE_API_KEY\s*[=\]]", source), "no key set in a notebook"
+        for text in _output_texts(cell):
+            assert not ABSOLUTE_OUTPUT_PATH.search(text), text[:200]
+            # Audio is stored as the sanitizer's placeholder only.
+            assert not re.search(r"base64,(?!AUDIO)[A-Za-z0-9+/]{100}", text)
