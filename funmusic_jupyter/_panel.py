@@ -66,6 +66,13 @@ _STATE_WORDS = {
 # audio received (streaming) or the time elapsed (not streaming). The status line has the facts.
 _BAR_SCALE_SECONDS = 60.0
 _TITLE_LENGTH = 60
+_PANEL_CLASS = "funmusic-panel"
+# ipywidgets gives HTML widgets a fixed one-control line height (28 px), which spreads wrapped
+# status lines and long paths far apart; text inside the panel reads better at 1.4.
+_PANEL_STYLE = (
+    f"<style>.{_PANEL_CLASS} .widget-html-content {{ line-height: 1.4; }}"
+    f" .{_PANEL_CLASS} .widget-html {{ margin-top: 2px; margin-bottom: 2px; }}</style>"
+)
 _PLACEHOLDER = (
     "Describe a song (a prompt), e.g. 'Melancholic piano, rainy night yearning',\n"
     "or write lyrics with structure tags:\n[verse]\n…\n[chorus]\n…"
@@ -182,6 +189,7 @@ class FunMusicPanel(widgets.VBox):  # type: ignore[misc]
         self._reason = ""
 
         full = widgets.Layout(width="100%")
+        self.add_class(_PANEL_CLASS)
         self.backend_info = widgets.HTML(self._backend_html(), layout=full)
         self.text = widgets.Textarea(
             value=text,
@@ -296,6 +304,9 @@ class FunMusicPanel(widgets.VBox):  # type: ignore[misc]
         return data
 
     def _backend_html(self) -> str:
+        return _PANEL_STYLE + self._backend_text_html()
+
+    def _backend_text_html(self) -> str:
         s = self._settings
         if s.backend == "simulator":
             return (
@@ -428,6 +439,8 @@ class FunMusicPanel(widgets.VBox):  # type: ignore[misc]
                 "A song is being made" if busy else (self._reason or "Make the song")
             )
             self.cancel_button.disabled = not busy
+            # A disabled button keeps its colour in ipywidgets: only a live Cancel is orange.
+            self.cancel_button.button_style = "warning" if busy else ""
 
     # -- generating ----------------------------------------------------------------------------
     def _client_options(self) -> dict[str, Any]:
