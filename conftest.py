@@ -14,17 +14,11 @@ import tempfile
 
 import pytest
 
-_ENV_VARS = (
-    "DASHSCOPE_API_KEY",
-    "DASHSCOPE_API_KEY_FILE_PATH",
-    "DASHSCOPE_HTTP_BASE_URL",
-    "DASHSCOPE_BASE_URL",
-    "FUNMUSIC_ENDPOINT",
-)
+from funmusic_jupyter._config import ENVIRONMENT_VARIABLES
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    for name in _ENV_VARS:
+    for name in ENVIRONMENT_VARIABLES:
         os.environ.pop(name, None)
     home = tempfile.mkdtemp(prefix="funmusic-test-home-")
     os.environ["HOME"] = home

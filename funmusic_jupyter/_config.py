@@ -26,6 +26,7 @@ from ._errors import ConfigurationError
 __all__ = [
     "DEFAULT_BASE_URL",
     "ENDPOINTS",
+    "ENVIRONMENT_VARIABLES",
     "Settings",
     "mask_key",
     "redact",
@@ -40,6 +41,14 @@ ENDPOINTS = {
     "speech-synthesizer": "/services/audio/tts/SpeechSynthesizer",
 }
 DEFAULT_ENDPOINT = ENDPOINTS["generation"]
+#: Every environment variable read here (tests clear them all so no test can reach a real key).
+ENVIRONMENT_VARIABLES = (
+    "DASHSCOPE_API_KEY",
+    "DASHSCOPE_API_KEY_FILE_PATH",
+    "DASHSCOPE_HTTP_BASE_URL",
+    "DASHSCOPE_BASE_URL",
+    "FUNMUSIC_ENDPOINT",
+)
 BACKENDS = ("auto", "api", "simulator")
 
 

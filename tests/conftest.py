@@ -11,13 +11,7 @@ from pathlib import Path
 
 import pytest
 
-_ENV_VARS = (
-    "DASHSCOPE_API_KEY",
-    "DASHSCOPE_API_KEY_FILE_PATH",
-    "DASHSCOPE_HTTP_BASE_URL",
-    "DASHSCOPE_BASE_URL",
-    "FUNMUSIC_ENDPOINT",
-)
+from funmusic_jupyter._config import ENVIRONMENT_VARIABLES
 
 
 @pytest.fixture
@@ -29,7 +23,7 @@ def anyio_backend() -> str:
 def _clean_environment(
     monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[None]:
-    for name in _ENV_VARS:
+    for name in ENVIRONMENT_VARIABLES:
         monkeypatch.delenv(name, raising=False)
     home: Path = tmp_path_factory.mktemp("home")
     monkeypatch.setenv("HOME", str(home))
