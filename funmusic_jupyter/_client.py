@@ -22,6 +22,7 @@ once the request was sent, or any audio: each of those may already be billed.
 
 from __future__ import annotations
 
+import math
 import sys
 import threading
 import time
@@ -37,7 +38,7 @@ import httpx
 from httpx_sse import aconnect_sse, connect_sse
 
 from ._config import Settings, resolve_settings
-from ._errors import APIError, FunMusicWarning
+from ._errors import APIError, ConfigurationError, FunMusicWarning, ValidationError
 from ._models import AudioChunk, Song, StreamEvent, StreamFinished
 from ._validation import SongRequest, build_request
 from ._wire import (
@@ -91,6 +92,18 @@ class _ClientCore:
         self.settings: Settings = resolve_settings(
             api_key=api_key, base_url=base_url, endpoint=endpoint, backend=backend
         )
+        # Checked here, in one line, rather than as httpx's "Timeout value out of range" (or a
+        # silent oddity) once a request is under way.
+        for name, value in (
+            ("connect_timeout", connect_timeout), ("read_timeout", read_timeout),
+            ("idle_timeout", idle_timeout), ("download_timeout", download_timeout),
+        ):
+            _check_number(name, value, "a number of seconds > 0", positive=True)
+        _check_number("max_retry_wait", max_retry_wait, "a number of seconds >= 0")
+        _check_number("max_retries", max_retries, "a whole number >= 0", integer=True)
+        _check_number("max_download_bytes", max_download_bytes, "a whole number > 0",
+                      integer=True, positive=True)
+        headers = _check_headers(headers, ConfigurationError)
         self.connect_timeout = connect_timeout
         self.read_timeout = read_timeout
         self.idle_timeout = idle_timeout
@@ -124,6 +137,7 @@ class _ClientCore:
     def _headers_for(
         self, request: SongRequest, call_headers: Mapping[str, str] | None
     ) -> dict[str, str]:
+        call_headers = _check_headers(call_headers, ValidationError)
         return generation_headers(
             self.settings,
             stream=request.stream,
@@ -174,6 +188,30 @@ class _ClientCore:
         for message in request.warnings:
             warnings.warn(message, FunMusicWarning, stacklevel=_caller_stacklevel())
         return request
+
+
+def _check_number(
+    name: str, value: object, expected: str, *, integer: bool = False, positive: bool = False
+) -> None:
+    ok = isinstance(value, int if integer else (int, float)) and not isinstance(value, bool)
+    if ok:
+        number = float(value)  # type: ignore[arg-type]
+        ok = math.isfinite(number) and (number > 0 if positive else number >= 0)
+    if not ok:
+        raise ConfigurationError(f"{name} must be {expected}; got {value!r}")
+
+
+def _check_headers(
+    headers: Mapping[str, str] | None, error: type[ConfigurationError | ValidationError]
+) -> Mapping[str, str] | None:
+    if headers is None:
+        return None
+    if not isinstance(headers, Mapping) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in headers.items()
+    ):
+        got = type(headers).__name__ if not isinstance(headers, Mapping) else "other values"
+        raise error(f"headers must be a mapping of header names to strings; got {got}")
+    return headers
 
 
 def _caller_stacklevel() -> int:
@@ -403,6 +441,11 @@ class SongStream:
     @property
     def bytes_received(self) -> int:
         return self._assembler.bytes_received
+
+    @property
+    def request_id(self) -> str | None:
+        """The request id once the server sent one (also after an error or a cancellation)."""
+        return self._assembler.request_id
 
     def __repr__(self) -> str:
         state = "finished" if self.song is not None else "open"
@@ -714,6 +757,11 @@ class AsyncSongStream:
     @property
     def bytes_received(self) -> int:
         return self._assembler.bytes_received
+
+    @property
+    def request_id(self) -> str | None:
+        """The request id once the server sent one (also after an error or a cancellation)."""
+        return self._assembler.request_id
 
     def __repr__(self) -> str:
         state = "finished" if self.song is not None else "open"

@@ -82,12 +82,40 @@ def resolve_endpoint(endpoint: str | None) -> str:
     return value.rstrip("/")
 
 
+def _check_key(key: object, source: str) -> str:
+    """The key as it will go into the ``Authorization`` header: one printable ASCII token.
+
+    A key with a line break, a space, a control or a non-ASCII character (a key file with a
+    second line, a paste gone wrong) cannot be sent, and httpx/h11 would refuse it with an error
+    quoting the whole header, key included. So it is refused here, and the message describes the
+    key without ever quoting it.
+    """
+    if not isinstance(key, str):
+        raise ConfigurationError(
+            f"api_key must be a string such as 'sk-…'; got {type(key).__name__}"
+        )
+    for index, char in enumerate(key):
+        if not "!" <= char <= "~":
+            what = "a line break" if char in "\r\n" else f"the character U+{ord(char):04X}"
+            raise ConfigurationError(
+                f"the API key (from {source}) must be one line of printable ASCII with no spaces; "
+                f"got {len(key)} characters with {what} at position {index + 1}. "
+                "Check it for a second line, a space or a stray character"
+            )
+    return key
+
+
+def _shown(value: str) -> str:
+    """How a setting appears in an error: a value that looks like a key is masked."""
+    return repr(mask_key(value)) if value.strip().startswith("sk-") else repr(value)
+
+
 def _check_base_url(url: str, source: str) -> str:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise ConfigurationError(
             f"base URL ({source}) must be an http(s) URL up to and including /api/v1, "
-            f"e.g. {DEFAULT_BASE_URL!r}; got {url!r}"
+            f"e.g. {DEFAULT_BASE_URL!r}; got {_shown(url)}"
         )
     return url.rstrip("/")
 
@@ -95,7 +123,7 @@ def _check_base_url(url: str, source: str) -> str:
 def _key_from_environment() -> tuple[str | None, str]:
     key = os.environ.get("DASHSCOPE_API_KEY", "").strip()
     if key:
-        return key, "DASHSCOPE_API_KEY"
+        return _check_key(key, "DASHSCOPE_API_KEY"), "DASHSCOPE_API_KEY"
     file_path = os.environ.get("DASHSCOPE_API_KEY_FILE_PATH", "").strip()
     if file_path:
         path = Path(file_path).expanduser()
@@ -104,17 +132,17 @@ def _key_from_environment() -> tuple[str | None, str]:
         except OSError as exc:
             raise ConfigurationError(
                 f"DASHSCOPE_API_KEY_FILE_PATH names a file that cannot be read: "
-                f"{str(path)!r} ({exc.strerror})"
+                f"{_shown(str(path))} ({exc.strerror})"
             ) from None
         if key:
-            return key, "DASHSCOPE_API_KEY_FILE_PATH"
+            return _check_key(key, "DASHSCOPE_API_KEY_FILE_PATH"), "DASHSCOPE_API_KEY_FILE_PATH"
     default_file = Path("~/.dashscope/api_key").expanduser()
     try:
         key = default_file.read_text(encoding="utf-8").strip()
     except OSError:
         key = ""
     if key:
-        return key, "~/.dashscope/api_key"
+        return _check_key(key, "~/.dashscope/api_key"), "~/.dashscope/api_key"
     return None, "none"
 
 
@@ -172,8 +200,10 @@ def resolve_settings(
             )
         return Settings("simulator", None, "none", None, "embedded simulator", endpoint_path)
 
-    if api_key is not None and api_key.strip():
-        key: str | None = api_key.strip()
+    if api_key is not None and (not isinstance(api_key, str) or api_key.strip()):
+        key: str | None = _check_key(
+            api_key.strip() if isinstance(api_key, str) else api_key, "argument"
+        )
         key_source = "argument"
     else:
         key, key_source = _key_from_environment()

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -27,9 +29,17 @@ def sidecar_path(audio_path: Path) -> Path:
 
 def _atomic_write(path: Path, data: bytes) -> None:
     # Write then rename, so a kernel killed mid-write never leaves a truncated song behind.
-    tmp = path.with_name(f".{path.name}.part")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    # The temporary name is unique: two saves to one path (a --save in two cells finishing
+    # together) must not write into, or rename away, each other's temporary file.
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as file:
+            file.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
 
 
 @dataclass(eq=False, repr=False)
@@ -103,12 +113,13 @@ class Song:
         """Write the audio to ``path`` and a JSON sidecar beside it; return the audio's path.
 
         A path without a suffix gets the format's (``.mp3``/``.wav``); a directory gets a file
-        named after the request id.
+        named after the request id. A path ending in ``.json`` names the sidecar: the audio
+        goes beside it with the format's suffix (else the sidecar would overwrite the audio).
         """
         target = Path(path).expanduser()
         if target.is_dir():
             target = target / f"{self.request_id or self.audio_id or 'song'}.{self.format}"
-        elif not target.suffix:
+        elif not target.suffix or target.suffix.lower() == ".json":
             target = target.with_suffix(f".{self.format}")
         target.parent.mkdir(parents=True, exist_ok=True)
         _atomic_write(target, self.audio)

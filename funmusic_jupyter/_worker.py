@@ -227,6 +227,10 @@ class Job:
                         self.request,
                         self.error,
                         self.output_dir,
+                        # A cancelled song's error has no request id; the stream knows it, and
+                        # it is what support needs about a song that may have been billed.
+                        request_id=getattr(self.error, "request_id", None)
+                        or getattr(self._stream, "request_id", None),
                         simulated=self.simulated,
                         elapsed=round(self.elapsed, 3),
                     )

@@ -32,11 +32,13 @@ from funmusic_jupyter._errors import (
     APITimeoutError,
     AuthenticationError,
     BadRequestError,
+    ConfigurationError,
     ContentInspectionError,
     PermissionDeniedError,
     RateLimitError,
     ServerError,
     StreamInterruptedError,
+    ValidationError,
 )
 
 PIECES = [b"first-", b"second-", b"third"]
@@ -481,3 +483,28 @@ def test_a_successful_stream_after_an_error_on_another_one() -> None:
 
 def test_b64_helper_round_trip() -> None:
     assert b64(b"\x00\xff") == "AP8="
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [
+        ("connect_timeout", -1), ("read_timeout", 0), ("idle_timeout", -3.0),
+        ("download_timeout", float("nan")), ("idle_timeout", "60"), ("max_retries", -5),
+        ("max_retries", 1.5), ("max_retry_wait", -1), ("max_download_bytes", 0),
+        ("headers", "X-Fault: x"),
+    ],
+)
+def test_bad_client_options_are_one_line_configuration_errors(option: str, value: object) -> None:
+    # Before: httpx's "Timeout value out of range" mid-request, or silently accepted.
+    with pytest.raises(ConfigurationError, match=f"^{option} must be .*; got "):
+        FunMusicClient(base_url="http://127.0.0.1:9/api/v1", **{option: value})
+
+
+def test_bad_call_headers_are_refused_before_any_request() -> None:
+    sent: list[httpx.Request] = []
+    transport = httpx.MockTransport(lambda request: sent.append(request) or httpx.Response(500))
+    with FunMusicClient(base_url="http://127.0.0.1:9/api/v1", transport=transport) as client:
+        for bad in ("X-FunMusic-Fault: inspection", {"X-FunMusic-Fault": 3}):
+            with pytest.raises(ValidationError, match="^headers must be a mapping"):
+                client.generate(prompt=PROMPT, headers=bad)  # type: ignore[arg-type]
+    assert sent == []

@@ -206,3 +206,51 @@ def test_key_never_in_configuration_errors(monkeypatch: pytest.MonkeyPatch, tmp_
         with pytest.raises(ConfigurationError) as info:
             resolve_settings(api_key=ARG_KEY, **kwargs)
         assert ARG_KEY not in str(info.value) and ENV_KEY not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "bad_key",
+    [
+        "sk-secretpart\n# my key", "sk-secret\rpart", "sk-secr\x00etpart", "sk-sécretpart",
+        "sk-sec retpart",
+    ],
+)
+def test_a_key_that_cannot_be_a_header_is_refused_without_quoting_it(
+    bad_key: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # httpx/h11 refuse such a header with an error quoting it whole ("Illegal header value
+    # b'Bearer sk-…'"), which the client's redaction cannot match: refuse it first, unquoted.
+    key_file = tmp_path / "key.txt"
+    key_file.write_text(bad_key + "\n", encoding="utf-8")
+    setups = [
+        ({"api_key": bad_key}, None),
+        ({}, ("DASHSCOPE_API_KEY", bad_key)),
+        ({}, ("DASHSCOPE_API_KEY_FILE_PATH", str(key_file))),
+    ]
+    for kwargs, env in setups:
+        if env and "\x00" in env[1]:
+            continue  # the environment cannot hold a NUL
+        with monkeypatch.context() as m:
+            if env:
+                m.setenv(*env)
+            with pytest.raises(ConfigurationError) as info:
+                resolve_settings(base_url="http://127.0.0.1:9/api/v1", **kwargs)
+            message = str(info.value)
+            assert "secret" not in message and "part" not in message.replace("printable", "")
+            assert "\n" not in message and "API key" in message
+
+
+def test_a_key_that_is_not_a_string_is_a_configuration_error() -> None:
+    with pytest.raises(ConfigurationError, match="api_key must be a string .*; got int"):
+        resolve_settings(api_key=123)  # type: ignore[arg-type]
+
+
+def test_a_key_given_as_a_path_or_url_is_masked(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DASHSCOPE_API_KEY_FILE_PATH", ENV_KEY)
+    with pytest.raises(ConfigurationError) as info:
+        resolve_settings()
+    assert ENV_KEY not in str(info.value) and mask_key(ENV_KEY) in str(info.value)
+    monkeypatch.delenv("DASHSCOPE_API_KEY_FILE_PATH")
+    with pytest.raises(ConfigurationError) as info:
+        resolve_settings(base_url=ARG_KEY)
+    assert ARG_KEY not in str(info.value)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -60,6 +61,38 @@ def test_save_writes_audio_and_sidecar(tmp_path: Path) -> None:
 def test_save_into_directory_names_file_after_request(tmp_path: Path) -> None:
     path = make_song().save(tmp_path)
     assert path.name == "req-123.mp3"
+
+
+def test_save_to_a_json_name_keeps_the_audio(tmp_path: Path) -> None:
+    # "song.json" used to get the audio, then the sidecar written over it: the song was lost.
+    song = make_song()
+    path = song.save(tmp_path / "song.json")
+    assert path.name == "song.mp3" and path.read_bytes() == song.audio
+    assert json.loads((tmp_path / "song.json").read_text(encoding="utf-8"))["complete"] is True
+
+
+def test_concurrent_saves_to_one_path_all_succeed(tmp_path: Path) -> None:
+    # One fixed temporary name made a save rename another's file away (FileNotFoundError).
+    song = make_song(audio=b"\xff\xfb" * 200_000)
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(8)
+
+    def save() -> None:
+        barrier.wait()
+        for _ in range(5):
+            try:
+                song.save(tmp_path / "same.mp3")
+            except BaseException as exc:
+                errors.append(exc)
+
+    threads = [threading.Thread(target=save) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert (tmp_path / "same.mp3").read_bytes() == song.audio
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["same.json", "same.mp3"]
 
 
 def test_summary_is_deterministic_and_has_no_ids_or_timings() -> None:

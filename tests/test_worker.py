@@ -184,6 +184,22 @@ def test_cancel_a_stalled_stream(fast: SimulatorServer, tmp_path: Path) -> None:
     assert job.partial_path is not None and job.partial_path.stat().st_size == job.bytes_received
 
 
+def test_a_cancelled_partial_keeps_its_request_id(fast: SimulatorServer, tmp_path: Path) -> None:
+    # The cancellation carries no request id, but the stream had one: the sidecar and the file
+    # name must keep it (support needs it for a song that may have been billed).
+    job = get_worker().submit(
+        build_request(text=PROMPT, stream=True), client_options=options(fast),
+        output_dir=tmp_path, headers={FAULT_HEADER: "stall-after=1"},
+    )
+    wait_until(lambda: job.chunks == 1)
+    job.cancel()
+    assert job.wait(10) and job.state == "cancelled"
+    assert job.partial_path is not None
+    request_id = json.loads(sidecar_path(job.partial_path).read_text())["request_id"]
+    assert isinstance(request_id, str) and request_id == job._stream.request_id
+    assert request_id[:8] in job.partial_path.name
+
+
 def test_cancel_before_any_audio(fast: SimulatorServer, tmp_path: Path) -> None:
     # Cancelled at once: either before the task ran (the flag) or while it connected (the
     # scope). Both end the same way, with nothing to save.
