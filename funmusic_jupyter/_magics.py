@@ -18,7 +18,9 @@ Errors, and why they look the way they do:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import keyword
+import queue
 import shlex
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -104,6 +106,23 @@ class FunMusicMagics(Magics):
     progress_interval = Float(
         0.25, help="Minimum seconds between two progress updates of a cell's output."
     ).tag(config=True)
+
+    def __init__(self, shell: Any = None, **kwargs: Any) -> None:
+        super().__init__(shell=shell, **kwargs)
+        # Finished background songs waiting to be shown by the main thread (terminal only).
+        self._finished: queue.SimpleQueue[tuple[DisplayHandle, dict[str, str]]] = (
+            queue.SimpleQueue()
+        )
+
+    def _show_finished(self, result: object = None) -> None:
+        """``post_run_cell`` hook: show, from the main thread, songs that finished meanwhile."""
+        while True:
+            try:
+                handle, bundle = self._finished.get_nowait()
+            except queue.Empty:
+                return
+            show: Callable[..., Any] = handle.update  # IPython's DisplayHandle is untyped
+            show(bundle, raw=True)
 
     @validate("price_per_second", "connect_timeout", "idle_timeout", "progress_interval")
     def _non_negative(self, proposal: Any) -> float:
@@ -263,14 +282,19 @@ class FunMusicMagics(Magics):
         assert isinstance(handle, DisplayHandle)
         show: Callable[..., Any] = handle.update
 
-        # Only a kernel's front end redraws a display in place; a terminal would print every
-        # progress update from the worker thread. There, just the final result is shown.
+        # Only a kernel's front end redraws a display in place. In a terminal an update is a
+        # print, and a worker thread never prints: there the result waits for the main thread,
+        # which shows it after the next cell (_show_finished), as a shell reports a done job.
         live = getattr(self.shell, "kernel", None) is not None
 
         def update(job: Job, event: str) -> None:
             # Runs on the worker thread: a display-id update is the one safe way to show it.
             if event == "finished":
-                show(self._final_bundle(job, opts, notes), raw=True)
+                bundle = self._final_bundle(job, opts, notes)
+                if live:
+                    show(bundle, raw=True)
+                else:
+                    self._finished.put((handle, bundle))
             elif live:
                 show(_progress_bundle(request, notes, job=job), raw=True)
 
@@ -447,12 +471,18 @@ def load_ipython_extension(ipython: Any) -> None:
     # Registered as a class: IPython makes the shell its parent, so %config and
     # ipython_config.py reach its traits.
     ipython.register_magics(FunMusicMagics)
+    instance = ipython.magics_manager.registry[FunMusicMagics.__name__]
+    if instance._show_finished not in ipython.events.callbacks["post_run_cell"]:
+        ipython.events.register("post_run_cell", instance._show_finished)
 
 
 def unload_ipython_extension(ipython: Any) -> None:
     """Remove the magics. Songs already running finish (or can be stopped) as usual."""
     manager = ipython.magics_manager
     instance = manager.registry.pop(FunMusicMagics.__name__, None)
+    if isinstance(instance, FunMusicMagics):
+        with contextlib.suppress(ValueError):
+            ipython.events.unregister("post_run_cell", instance._show_finished)
     for kind in ("line", "cell"):
         manager.magics[kind].pop("funmusic", None)
     if instance is not None and instance in ipython.configurables:

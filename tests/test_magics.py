@@ -97,10 +97,14 @@ def test_registers_line_and_cell_magic_and_unloads(ip: InteractiveShell) -> None
     instance = magics(ip)
     assert instance in ip.configurables
     assert instance.parent is ip  # so %config and ipython_config.py reach it
+    hooks = ip.events.callbacks["post_run_cell"]
+    assert hooks.count(instance._show_finished) == 1
     _magics.unload_ipython_extension(ip)
     assert ip.find_cell_magic("funmusic") is None
     assert instance not in ip.configurables
+    assert instance._show_finished not in hooks
     _magics.load_ipython_extension(ip)
+    assert hooks.count(magics(ip)._show_finished) == 1
 
 
 def test_help_lists_options_and_examples(ip: InteractiveShell) -> None:
@@ -461,9 +465,14 @@ def test_background_cell_returns_at_once_then_updates_in_place(
         )
         job = current_worker().jobs()[-1]  # type: ignore[union-attr]
         assert job.wait(60)
+        # A plain shell has no front end to redraw in place, and the worker thread never
+        # prints: nothing has been shown since the progress line...
+        time.sleep(0.3)
+        assert len(captured.outputs) == 1
+        # ...until the main thread runs the next cell, after which the result is shown once.
+        api.run_cell("pass")
     assert returned < job.elapsed
-    # A plain shell (no kernel, no front end to redraw in place) gets the final result only;
-    # live progress is for kernels (tests/test_kernel.py).
+    # (Live progress is for kernels: tests/test_kernel.py.)
     (update,) = captured.outputs[1:]
     assert update.update and update.transient["display_id"] == display_id
     final = update.data
@@ -486,10 +495,11 @@ def test_status_and_stop(ip: InteractiveShell, slow: SimulatorServer, tmp_path: 
         assert f"{job.id:>3}  streaming" in text
         assert "funmusic-status" in status.outputs[0].data["text/html"]
         with capture_output() as stopped:
-            ip.run_line_magic("funmusic", f"stop {job.id}")
+            ip.run_cell(f"%funmusic stop {job.id}")
         assert job.state == "cancelled"
-        # The song's own display was updated while the stop ran (that capture got it).
-        final, message = stopped.outputs
+        # The stop's message, then (shown by the main thread after that cell) the song's own
+        # display, updated in place.
+        message, final = stopped.outputs
         assert message.data["text/plain"].startswith(
             f"stopped song {job.id} (cancelled, partial audio saved to "
         )
