@@ -94,7 +94,9 @@ class Job:
     ) -> None:
         self.id = job_id
         self.request = request
-        self.client_options = dict(client_options)
+        # Private: it may hold an api_key= given to the panel, which no repr or casual
+        # ``job.<tab>`` in a notebook should show.
+        self._client_options = dict(client_options)
         self.output_dir = output_dir
         self.headers = dict(headers) if headers else None
         self.state = "queued"
@@ -395,7 +397,7 @@ async def _produce(job: Job) -> Song:
     # Imported here: the client module is only needed once a song is actually made.
     from ._client import AsyncFunMusicClient
 
-    async with AsyncFunMusicClient(**job.client_options) as client:
+    async with AsyncFunMusicClient(**job._client_options) as client:
         job.simulated = client.settings.backend == "simulator"
         if not job.request.stream:
             return await client.generate_request(job.request, headers=job.headers)

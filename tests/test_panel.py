@@ -389,6 +389,22 @@ def test_an_api_key_argument_stays_out_of_traits(sim: SimulatorServer, tmp_path:
     panel.close()
 
 
+def test_an_api_key_argument_is_in_no_public_attribute_of_its_job(
+    sim: SimulatorServer, tmp_path: Path
+) -> None:
+    panel = FunMusicPanel(
+        api_key=FAKE_KEY, base_url=sim.base_url, output_dir=tmp_path, text=LYRICS, stream=False
+    )
+    panel.generate_button.click()
+    song = panel.wait(TIMEOUT)
+    job = panel.job
+    assert job is not None and job.song is song
+    public = {name: getattr(job, name) for name in dir(job) if not name.startswith("_")}
+    assert public and all(FAKE_KEY not in repr(value) for value in public.values())
+    assert FAKE_KEY not in repr(job)
+    panel.close()
+
+
 def test_without_a_key_the_panel_says_it_uses_the_simulator() -> None:
     panel = FunMusicPanel()
     assert panel.settings.backend == "simulator"
