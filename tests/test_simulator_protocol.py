@@ -527,9 +527,9 @@ def test_create_app_rejects_bad_settings() -> None:
 # ----------------------------------------------------------------- CLI and embedded
 
 
-def _cli(*args: str) -> subprocess.Popen[str]:
+def _cli(*args: str, extra_env: dict[str, str] | None = None) -> subprocess.Popen[str]:
     path = os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])
-    env = {**os.environ, "PYTHONPATH": path}
+    env = {**os.environ, "PYTHONPATH": path, **(extra_env or {})}
     return subprocess.Popen(
         [sys.executable, "-m", "funmusic_jupyter.simulator", *args],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -570,6 +570,24 @@ def test_cli_serves_songs_and_says_it_is_a_simulator() -> None:
     assert "sk-…7777" in banner
     assert "sk-classroom-7777" not in banner + out + err  # the key is shown masked only
     assert "WARNING" not in err
+
+
+def test_cli_takes_its_key_from_the_environment_to_keep_it_out_of_ps() -> None:
+    key = "sk-classroom-from-env-42"
+    proc = _cli("--port", "0", "--speed", "0", extra_env={"FUNMUSIC_SIMULATOR_API_KEY": key})
+    try:
+        assert proc.stdout is not None
+        match = re.search(r"(http://127\.0\.0\.1:\d+/api/v1)", proc.stdout.readline())
+        assert match
+        body = {"model": "fun-music-v1", "input": {"lyrics": ZH_LYRICS}}
+        refused = httpx.post(match.group(1) + GEN, timeout=60, json=body)
+        assert refused.status_code == 401 and refused.json()["code"] == "InvalidApiKey"
+        accepted = httpx.post(match.group(1) + GEN, timeout=60, json=body,
+                              headers={"Authorization": f"Bearer {key}"})
+        assert accepted.status_code == 200
+    finally:
+        out, err = _stop(proc)
+    assert key not in out + err
 
 
 def test_cli_warns_when_binding_beyond_loopback() -> None:
