@@ -102,6 +102,9 @@ class FunMusicMagics(Magics):
     )
     currency = Unicode("CNY", help="Currency of price_per_second.").tag(config=True)
     connect_timeout = Float(10.0, help="Seconds to wait for a connection.").tag(config=True)
+    read_timeout = Float(
+        600.0, help="Seconds to wait for a song that is not streamed (generation takes a while)."
+    ).tag(config=True)
     idle_timeout = Float(60.0, help="Seconds to wait between stream events.").tag(config=True)
     progress_interval = Float(
         0.25, help="Minimum seconds between two progress updates of a cell's output."
@@ -124,7 +127,9 @@ class FunMusicMagics(Magics):
             show: Callable[..., Any] = handle.update  # IPython's DisplayHandle is untyped
             show(bundle, raw=True)
 
-    @validate("price_per_second", "connect_timeout", "idle_timeout", "progress_interval")
+    @validate(
+        "price_per_second", "connect_timeout", "read_timeout", "idle_timeout", "progress_interval"
+    )
     def _non_negative(self, proposal: Any) -> float:
         value = float(proposal["value"])
         if value < 0:
@@ -174,7 +179,8 @@ class FunMusicMagics(Magics):
 
         Defaults: ``%config FunMusicMagics.gender = "male"`` (also format, stream, backend,
         base_url, endpoint, output_dir, price_per_second, currency, connect_timeout,
-        idle_timeout). The cell body is sent exactly as typed: no ``{}`` or ``$`` expansion.
+        read_timeout, idle_timeout). The cell body is sent exactly as typed: no ``{}`` or ``$``
+        expansion.
         """
         if cell is None:
             self._line(line)
@@ -232,6 +238,7 @@ class FunMusicMagics(Magics):
             endpoint=self.endpoint.strip() or None,
             backend=backend,
             connect_timeout=self.connect_timeout,
+            read_timeout=self.read_timeout,
             idle_timeout=self.idle_timeout,
         )
         notes = []
@@ -407,7 +414,7 @@ class FunMusicMagics(Magics):
             for name in (
                 "gender", "format", "stream", "model", "backend", "base_url", "endpoint",
                 "output_dir", "price_per_second", "currency", "connect_timeout",
-                "idle_timeout", "progress_interval",
+                "read_timeout", "idle_timeout", "progress_interval",
             )
         }
         rows["output_dir"] = f"{self.output_dir} ({Path(self.output_dir).expanduser().resolve()})"

@@ -444,6 +444,7 @@ def client_options(
     endpoint: str | None = None,
     backend: str = "auto",
     connect_timeout: float = 10.0,
+    read_timeout: float = 600.0,
     idle_timeout: float = 60.0,
 ) -> tuple[dict[str, Any], Settings]:
     """Client keyword arguments for ``Worker.submit``, and the settings they resolve to.
@@ -465,6 +466,7 @@ def client_options(
         "base_url": base_url,
         "endpoint": endpoint,
         "connect_timeout": connect_timeout,
+        "read_timeout": read_timeout,
         "idle_timeout": idle_timeout,
     }
     if api_key is not None:

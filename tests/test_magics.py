@@ -306,6 +306,17 @@ def test_config_defaults_apply_to_the_next_cell(api: InteractiveShell) -> None:
     assert api.user_ns["song"].gender == "female"
 
 
+def test_read_timeout_bounds_a_stalled_song_that_is_not_streamed(api: InteractiveShell) -> None:
+    api.run_line_magic("config", "FunMusicMagics.read_timeout = 1.0")
+    captured = run(api, "--wait --no-stream --fault stall-after=0", LYRICS)
+    (shown,) = captured.outputs
+    # The configured timeout is the one that fired (not the client's 600 s default), and the
+    # song was not retried: it may already be billed.
+    assert "APITimeoutError: no answer within read_timeout=1 s" in shown.data["text/plain"]
+    assert "not retried" in shown.data["text/plain"]
+    assert "<audio" not in shown.data["text/html"]
+
+
 def test_config_rejects_bad_values(ip: InteractiveShell, caplog: pytest.LogCaptureFixture) -> None:
     ip.run_line_magic("config", 'FunMusicMagics.gender = "robot"')
     ip.run_line_magic("config", "FunMusicMagics.price_per_second = -1.0")
