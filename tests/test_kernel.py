@@ -28,7 +28,7 @@ from funmusic_jupyter.simulator import SimulatorServer
 
 pytestmark = pytest.mark.kernel
 
-FAKE_KEY = "sk-kerneltest0123456789abcdefABCDEF"
+FAKE_KEY = "sk-fake-kernel-test-0123456789-abcdefABCDEF"
 SONG_A = "A cheerful ukulele song about breakfast and sunshine"
 SONG_B = "Fast dance beat for a party tonight with friends"
 REPO = Path(__file__).resolve().parents[1]

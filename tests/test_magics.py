@@ -21,7 +21,7 @@ from funmusic_jupyter._models import Song, sidecar_path
 from funmusic_jupyter._worker import current_worker, get_worker
 from funmusic_jupyter.simulator import SimulatorServer
 
-FAKE_KEY = "sk-test0123456789abcdef0123456789ab"
+FAKE_KEY = "sk-fake-magic-test-0123456789-abcdef0123"
 PROMPT = "A cheerful ukulele song about breakfast and sunshine"
 LYRICS = "[verse]\nHello there my friend\nThe morning light is new\n[chorus]\nSing it loud with me"
 

@@ -30,7 +30,7 @@ Coffee aroma fills up the room
 Take it slow, there's no hurry
 """
 PROMPT = "A cheerful ukulele song about a lazy breakfast"
-FAKE_KEY = "sk-fakepanelkey0123456789abcdef"
+FAKE_KEY = "sk-fake-panel-key-0123456789-abcdef"
 TIMEOUT = 60.0
 
 
