@@ -21,6 +21,7 @@ from typing import Any
 
 from ._client import AsyncFunMusicClient, AsyncSongStream, FunMusicClient, SongStream
 from ._config import resolve_settings
+from ._errors import FunMusicError
 from ._models import Song
 
 __all__ = ["agenerate", "astream", "generate", "stream"]
@@ -59,10 +60,20 @@ def _current_loop() -> object:
     try:
         return asyncio.get_running_loop()
     except RuntimeError:
+        pass
+    try:
         import trio  # type: ignore[import-not-found]  # anyio's only other backend
 
         token: object = trio.lowlevel.current_trio_token()
         return token
+    except (ImportError, RuntimeError):
+        # Neither loop is running (trio need not even be installed): say what to do instead of
+        # surfacing a "No module named 'trio'" from this fallback.
+        raise FunMusicError(
+            "agenerate() and astream() need a running event loop: use them from async code "
+            "(await fm.agenerate(...), async with fm.astream(...)), or call fm.generate / "
+            "fm.stream; got no running loop"
+        ) from None
 
 
 def _async_client(

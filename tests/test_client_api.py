@@ -10,8 +10,10 @@ import anyio
 import pytest
 from test_client_support import BASE, KEY
 
+import funmusic_jupyter as fm
 from funmusic_jupyter import _api
 from funmusic_jupyter._client import AsyncFunMusicClient, FunMusicClient
+from funmusic_jupyter._errors import FunMusicError
 
 
 @pytest.fixture(autouse=True)
@@ -85,3 +87,10 @@ def test_module_functions_validate_before_any_request() -> None:
         _api.generate(prompt="", base_url=BASE)
     with pytest.raises(ValidationError):
         _api.stream(prompt="too short", base_url=BASE)
+
+
+def test_async_functions_outside_an_event_loop_say_so_in_one_line() -> None:
+    with pytest.raises(FunMusicError, match="need a running event loop") as info:
+        fm.astream(prompt="A happy little song about tests")
+    assert "trio" not in str(info.value)
+    assert info.value._render_traceback_() == [info.value.one_line()]
