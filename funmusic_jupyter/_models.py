@@ -11,7 +11,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from ._validation import SongRequest
+from ._validation import SongRequest, first_line
 
 __all__ = ["AudioChunk", "Song", "StreamEvent", "StreamFinished", "mime_type_for", "sidecar_path"]
 
@@ -134,11 +134,7 @@ class Song:
 
     def first_line(self) -> str:
         """The first sung line (no tags), for titles."""
-        for line in self.lyrics.splitlines():
-            stripped = line.strip()
-            if stripped and not (stripped.startswith("[") and stripped.endswith("]")):
-                return stripped
-        return ""
+        return first_line(self.lyrics)
 
     def summary(self) -> str:
         """Deterministic one-liner: no ids, no timings, nothing that changes between runs."""

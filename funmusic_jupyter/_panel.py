@@ -38,13 +38,14 @@ from . import _render
 from ._config import Settings, resolve_settings
 from ._errors import FunMusicError, ValidationError
 from ._models import Song
-from ._storage import DEFAULT_OUTPUT_DIR, first_line
+from ._storage import DEFAULT_OUTPUT_DIR
 from ._validation import (
     FORMATS,
     GENDERS,
     SongRequest,
     build_request,
     detect_mode,
+    first_line,
     limit_for,
     text_stats,
 )

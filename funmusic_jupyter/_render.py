@@ -22,8 +22,7 @@ from IPython.display import Audio
 
 from ._errors import APIError, FunMusicError, GenerationCancelled
 from ._models import Song, mime_type_for
-from ._storage import first_line
-from ._validation import _TAG_LINE
+from ._validation import _TAG_LINE, first_line
 
 if TYPE_CHECKING:
     from ._worker import Job

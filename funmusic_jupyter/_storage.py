@@ -22,12 +22,11 @@ from typing import Any
 
 from ._errors import APIError
 from ._models import Song, _atomic_write, mime_type_for, sidecar_path
-from ._validation import _TAG_LINE, SongRequest
+from ._validation import SongRequest, first_line
 
 __all__ = [
     "DEFAULT_OUTPUT_DIR",
     "error_record",
-    "first_line",
     "output_directory",
     "save_partial",
     "save_song",
@@ -41,16 +40,6 @@ _SLUG_DROP = re.compile(r"[^\w]+")
 # Choosing a free name and claiming it must be one step, or two songs finishing in the same
 # second with the same first line could pick the same file.
 _name_lock = threading.Lock()
-
-
-def first_line(text: str) -> str:
-    """The first line of ``text`` that is not a structure tag (``[verse]``), stripped."""
-    for line in text.splitlines():
-        stripped = line.strip()
-        # The same notion of a tag line as the validation's, so titles and mode detection agree.
-        if stripped and not _TAG_LINE.fullmatch(stripped):
-            return stripped
-    return ""
 
 
 def slugify(text: str, *, max_length: int = 40) -> str:

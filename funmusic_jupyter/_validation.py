@@ -50,6 +50,7 @@ __all__ = [
     "TextStats",
     "build_request",
     "detect_mode",
+    "first_line",
     "limit_for",
     "text_stats",
     "validate_payload",
@@ -118,6 +119,15 @@ def tags_in(text: str) -> list[str]:
         label = m.group(1).strip().lower()
         out.append(re.sub(r"[\s_\-]*\d+$", "", label))
     return out
+
+
+def first_line(text: str) -> str:
+    """The first line of ``text`` that is not a structure tag (``[verse]``), stripped: a title."""
+    for line in text.splitlines():
+        stripped = line.strip()
+        if stripped and not _TAG_LINE.fullmatch(stripped):
+            return stripped
+    return ""
 
 
 def text_stats(text: str) -> TextStats:
