@@ -19,7 +19,9 @@ starts a song returns at once and the next cell runs while the audio streams in.
 
 from __future__ import annotations
 
+import asyncio
 import atexit
+import contextlib
 import itertools
 import logging
 import threading
@@ -287,11 +289,13 @@ class Worker:
         self._jobs: dict[str, Job] = {}
         self._ids = itertools.count(1)
         self._portal: BlockingPortal | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         ready = threading.Event()
         failure: list[BaseException] = []
 
         async def serve() -> None:
             async with BlockingPortal() as portal:
+                self._loop = asyncio.get_running_loop()
                 self._portal = portal
                 ready.set()
                 await portal.sleep_until_stopped()
@@ -330,6 +334,24 @@ class Worker:
             portal.call(fn)
         except RuntimeError:
             pass  # the portal stopped: nothing left to act on
+
+    def call_later(self, delay: float, fn: Callable[[], object]) -> None:
+        """Run a plain function on the loop thread after ``delay`` seconds, from any thread.
+
+        A timer without a thread of its own: a song's follow-up (removing its live player if
+        no browser answers) must not leave a thread behind per song."""
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+
+        def guarded() -> None:
+            try:
+                fn()
+            except Exception:  # nowhere to print on this thread; a late display may fail
+                log.debug("funmusic delayed call failed", exc_info=True)
+
+        with contextlib.suppress(RuntimeError):  # the loop is closing: nothing left to do
+            loop.call_soon_threadsafe(loop.call_later, delay, guarded)
 
     def submit(
         self,

@@ -345,3 +345,19 @@ def test_a_failing_audio_listener_does_not_break_the_song(
         output_dir=tmp_path, audio_listener=broken,
     )
     assert job.result(30).audio
+
+
+def test_call_later_runs_on_the_loop_thread_after_the_delay_without_a_thread(
+    threads_started: list[tuple[str, str]],
+) -> None:
+    worker = get_worker()
+    ran: list[tuple[float, str]] = []
+    start = time.monotonic()
+    worker.call_later(
+        0.3, lambda: ran.append((time.monotonic() - start, threading.current_thread().name))
+    )
+    worker.call_later(0.05, lambda: 1 / 0)  # a failing call is swallowed, the loop lives on
+    wait_until(lambda: bool(ran), timeout=5)
+    assert ran[0][0] >= 0.3 and ran[0][1] == THREAD_NAME
+    # The worker itself may have started just now (this test alone); nothing else did.
+    assert [name for _, name in threads_started if name != THREAD_NAME] == []
