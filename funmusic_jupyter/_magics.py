@@ -36,6 +36,7 @@ from traitlets import Bool, CaselessStrEnum, Float, TraitError, Unicode, validat
 from . import _render
 from ._config import resolve_settings
 from ._errors import GenerationCancelled, ValidationError
+from ._live_session import LiveSession
 from ._validation import FORMATS, GENDERS, SongRequest, build_request
 from ._worker import FINAL_STATES, Job, client_options, current_worker, get_worker
 
@@ -106,6 +107,14 @@ class FunMusicMagics(Magics):
         600.0, help="Seconds to wait for a song that is not streamed (generation takes a while)."
     ).tag(config=True)
     idle_timeout = Float(60.0, help="Seconds to wait between stream events.").tag(config=True)
+    autoplay = Bool(
+        False, help="Start playing a streamed song as soon as its first audio arrives."
+    ).tag(config=True)
+    live_player = Bool(
+        True,
+        help="Play a streamed song while it arrives (a widget); False: the player comes at the "
+        "end, for front ends without ipywidgets support.",
+    ).tag(config=True)
     progress_interval = Float(
         0.25, help="Minimum seconds between two progress updates of a cell's output."
     ).tag(config=True)
@@ -147,6 +156,9 @@ class FunMusicMagics(Magics):
     @argument("--stream", action="store_true", help="Stream (the default unless configured off).")
     @argument("--no-stream", action="store_true", help="Generate, then download: longer texts.")
     @argument("--wait", action="store_true", help="Block until done; show the result once.")
+    @argument(
+        "--autoplay", action="store_true", help="Play as soon as the first audio arrives."
+    )
     @argument("--out", metavar="NAME", help="Bind the Song to NAME in the notebook.")
     @argument("--save", metavar="PATH", help="Also save the audio (and sidecar) to PATH.")
     @argument("--model", metavar="MODEL", help="Model name (default: fun-music-v1).")
@@ -293,15 +305,32 @@ class FunMusicMagics(Magics):
         # print, and a worker thread never prints: there the result waits for the main thread,
         # which shows it after the next cell (_show_finished), as a shell reports a done job.
         live = getattr(self.shell, "kernel", None) is not None
+        # A streamed song plays while it arrives: a live player under the progress line, which
+        # hands playback over to the card when the song ends (see _live_session).
+        session = (
+            LiveSession(request, autoplay=bool(opts.autoplay or self.autoplay))
+            if live and request.stream and self.live_player
+            else None
+        )
+        live_handle: Any = display(session.player, display_id=True) if session else None
 
         def update(job: Job, event: str) -> None:
             # Runs on the worker thread: a display-id update is the one safe way to show it.
             if event == "finished":
-                bundle = self._final_bundle(job, opts, notes)
-                if live:
-                    show(bundle, raw=True)
-                else:
+                handoff_id = session.handoff_id if session else None
+                bundle = self._final_bundle(job, opts, notes, handoff_id=handoff_id)
+                if not live:
                     self._finished.put((handle, bundle))
+                    return
+                show(bundle, raw=True)  # the card first, then the player may go
+                if session is not None:
+                    session.complete(
+                        job,
+                        # An empty output in place of the widget: a saved notebook keeps no
+                        # widget view that would say "model not found" once the kernel is gone.
+                        lambda: live_handle.update({"text/plain": ""}, raw=True),
+                        call_later=worker.call_later,
+                    )
             elif live:
                 show(_progress_bundle(request, notes, job=job), raw=True)
 
@@ -312,10 +341,16 @@ class FunMusicMagics(Magics):
             headers=headers,
             listener=update,
             min_interval=self.progress_interval,
+            audio_listener=session.feed if session else None,
         )
 
     def _final_bundle(
-        self, job: Job, opts: argparse.Namespace, notes: Sequence[str]
+        self,
+        job: Job,
+        opts: argparse.Namespace,
+        notes: Sequence[str],
+        *,
+        handoff_id: str | None = None,
     ) -> dict[str, str]:
         """Finish a job for the user (--save copy, --out binding) and render it."""
         notes = list(notes)
@@ -328,7 +363,11 @@ class FunMusicMagics(Magics):
         if song is None:
             assert job.error is not None
             return _render.error_bundle(
-                job.error, partial_path=job.partial_path, title=job.request.text, notes=notes
+                job.error,
+                partial_path=job.partial_path,
+                title=job.request.text,
+                notes=notes,
+                handoff_id=handoff_id,
             )
         also_saved: list[Path] = [job.saved_path] if job.saved_path else []
         if opts.save:
@@ -345,6 +384,7 @@ class FunMusicMagics(Magics):
             currency=self.currency,
             notes=notes,
             also_saved=also_saved,
+            handoff_id=handoff_id,
         )
 
     # -- line ------------------------------------------------------------------------------------
@@ -414,7 +454,7 @@ class FunMusicMagics(Magics):
             for name in (
                 "gender", "format", "stream", "model", "backend", "base_url", "endpoint",
                 "output_dir", "price_per_second", "currency", "connect_timeout",
-                "read_timeout", "idle_timeout", "progress_interval",
+                "read_timeout", "idle_timeout", "autoplay", "live_player", "progress_interval",
             )
         }
         rows["output_dir"] = f"{self.output_dir} ({Path(self.output_dir).expanduser().resolve()})"

@@ -33,10 +33,12 @@ from pathlib import Path
 from typing import Any
 
 import ipywidgets as widgets  # type: ignore[import-untyped]
+from traitlets import Bool
 
 from . import _render
 from ._config import Settings, resolve_settings
 from ._errors import FunMusicError, ValidationError
+from ._live_session import LiveSession
 from ._models import Song
 from ._storage import DEFAULT_OUTPUT_DIR
 from ._validation import (
@@ -109,6 +111,7 @@ class _Run:
     request: SongRequest
     job: Job | None = None
     notes: list[str] = field(default_factory=list)
+    live: LiveSession | None = None  # the live player of a streamed song
 
 
 class FunMusicPanel(widgets.VBox):  # type: ignore[misc]
@@ -131,9 +134,16 @@ class FunMusicPanel(widgets.VBox):  # type: ignore[misc]
     ``model``, ``connect_timeout``, ``idle_timeout``
         Passed on to the request and the client.
 
+    ``autoplay`` (also a trait: ``panel.autoplay = True``)
+        Start playing a streamed song as soon as its first audio arrives. A streamed song
+        always gets a live player; by default it waits for Play.
+
     Drive it from code too: set ``panel.text.value``, call ``panel.generate_button.click()``
     and ``panel.wait()``; ``panel.history`` holds this session's songs, newest first.
     """
+
+    # A Python-side trait (not synced): the live player gets the value when a song starts.
+    autoplay = Bool(False, help="Play a streamed song as soon as its first audio arrives.")
 
     def __init__(
         self,
@@ -154,6 +164,7 @@ class FunMusicPanel(widgets.VBox):  # type: ignore[misc]
         headers: Mapping[str, str] | None = None,
         connect_timeout: float = 10.0,
         idle_timeout: float = 60.0,
+        autoplay: bool = False,
         **kwargs: Any,
     ) -> None:
         mode_values = [value for _, value in _MODES]
@@ -242,6 +253,8 @@ class FunMusicPanel(widgets.VBox):  # type: ignore[misc]
             value=0.0, min=0.0, max=1.0, layout=widgets.Layout(width="100%", visibility="hidden")
         )
         self.status = widgets.HTML(layout=full)
+        # A streamed song's live player sits here until the result's card takes over from it.
+        self.live_box = widgets.Box(layout=full)
         self.result = widgets.HTML(layout=full)
         self.history_select = widgets.Select(
             options=[], rows=4, layout=widgets.Layout(width="100%")
@@ -284,11 +297,13 @@ class FunMusicPanel(widgets.VBox):  # type: ignore[misc]
                 widgets.HBox([self.generate_button, self.cancel_button]),
                 self.progress,
                 self.status,
+                self.live_box,
                 self.result,
                 self.history_box,
             ],
             **kwargs,
         )
+        self.autoplay = bool(autoplay)
         self._on_input()
 
     # -- what the panel shows about itself -----------------------------------------------------
@@ -473,6 +488,9 @@ class FunMusicPanel(widgets.VBox):  # type: ignore[misc]
         self.result.value = ""  # the last song stays in the history, under Show
         try:
             options = self._client_options()
+            if request.stream:
+                run.live = LiveSession(request, autoplay=self.autoplay)
+                self.live_box.children = (run.live.player,)
             job = get_worker().submit(
                 request,
                 client_options=options,
@@ -480,8 +498,10 @@ class FunMusicPanel(widgets.VBox):  # type: ignore[misc]
                 headers=self.headers or None,
                 listener=lambda job, event: self._on_event(run, job, event),
                 min_interval=0.2,
+                audio_listener=run.live.feed if run.live else None,
             )
         except Exception as exc:  # a bad setting or a stopped worker: shown, never raised
+            self._remove_live(run)
             self._show_error(run, exc, partial_path=None, job=None)
             self._end(run)
             return
@@ -531,7 +551,11 @@ class FunMusicPanel(widgets.VBox):  # type: ignore[misc]
                 self._songs.append(song)
                 self._refresh_history(select_newest=True)
             self.result.value = _render.song_html(
-                song, price_per_second=self._price, currency=self._currency, notes=notes
+                song,
+                price_per_second=self._price,
+                currency=self._currency,
+                notes=notes,
+                handoff_id=run.live.handoff_id if run.live else None,
             )
             self.progress.value = 1.0
             self.progress.bar_style = "success"
@@ -543,13 +567,27 @@ class FunMusicPanel(widgets.VBox):  # type: ignore[misc]
             error = job.error if job.error is not None else FunMusicError("the song did not finish")
             run.notes = notes
             self._show_error(run, error, partial_path=job.partial_path, job=job)
+        if run.live is not None:
+            # The card is in place: the live player hands playback over to it, then goes.
+            run.live.complete(
+                job, lambda: self._remove_live(run), call_later=get_worker().call_later
+            )
         self._end(run)
+
+    def _remove_live(self, run: _Run) -> None:
+        # Only this run's player: a newer song's may already be there.
+        if run.live is not None and run.live.player in self.live_box.children:
+            self.live_box.children = ()
 
     def _show_error(
         self, run: _Run, error: BaseException, *, partial_path: Path | None, job: Job | None
     ) -> None:
         self.result.value = _render.error_html(
-            error, partial_path=partial_path, title=run.request.text, notes=run.notes
+            error,
+            partial_path=partial_path,
+            title=run.request.text,
+            notes=run.notes,
+            handoff_id=run.live.handoff_id if run.live else None,
         )
         cancelled = job is not None and job.state == "cancelled"
         self.progress.bar_style = "warning" if cancelled else "danger"
