@@ -102,7 +102,8 @@ import json, time
 from funmusic_jupyter._worker import current_worker
 _job = current_worker().jobs()[-1]
 # The job's monotonic first-audio moment, on the wall clock the page also uses.
-print(json.dumps({"first_audio": (time.time() - (time.monotonic() - (_job._t0 + _job.time_to_first_audio))) * 1000, "state": _job.state}))
+_ago = time.monotonic() - (_job._t0 + _job.time_to_first_audio)
+print(json.dumps({"first_audio": (time.time() - _ago) * 1000, "state": _job.state}))
 """
 
 
