@@ -1,0 +1,290 @@
+"""The live player in a real browser: a real kernel streams a real simulator song into it.
+
+Each notebook's one cell shows a ``LivePlayer`` and starts a thread (in the kernel) that streams
+a song from a ``SimulatorServer`` at a few times real time and ``feed()``s each chunk; at the
+end it shows the song card (``<audio data-funmusic-handoff=…>``), calls ``finish()``, waits for
+the browser's ``handed-over`` and then removes the live display: what the magic will do.
+
+Chromium runs with its real autoplay rules (no ``--autoplay-policy`` flag): the test clicks
+Play, as a user would, and the hand-over to the card relies on that click's sticky activation.
+Muted by Playwright, media still advance: the tests read ``currentTime`` and the AudioContext.
+
+JupyterLab 4 and Notebook 7. Screenshots of what the user sees go to each test's tmp dir.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from _jupyterlab import CHROMIUM_ARGS, LabPage, LabServer, chromium_or_skip
+
+pytestmark = pytest.mark.browser
+
+try:
+    from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
+except ImportError:  # pragma: no cover - the test extra installs it
+    if os.environ.get("CI") == "true":
+        raise
+    pytest.skip("playwright is not installed (pip install -e '.[test]')", allow_module_level=True)
+
+# 38 s of song from the simulator (its length follows the prompt), streamed at SPEED x real time.
+PROMPT = "upbeat dance party happy summer"
+SPEED = 4.0
+WAIT_MS = 30_000
+
+CELL = """\
+import threading, traceback
+import funmusic_jupyter as fm
+from funmusic_jupyter._live import LivePlayer
+from funmusic_jupyter._render import audio_html
+from funmusic_jupyter.simulator import SimulatorServer
+from IPython.display import HTML, display
+
+sim = SimulatorServer(speed={speed}).__enter__()  # lives as long as the kernel
+player = LivePlayer(format={fmt!r}, title="Summer party", handoff_id="song-1", engine={engine!r})
+live = display(player, display_id=True)
+card = display(HTML(""), display_id=True)
+
+def stream_song():
+    try:
+        with fm.stream(prompt={prompt!r}, format={fmt!r}, base_url=sim.base_url) as stream:
+            for event in stream:
+                if isinstance(event, fm.AudioChunk):
+                    player.feed(event.data)
+                else:
+                    song = event.song
+        if {with_card}:
+            markup = audio_html(song.audio, {fmt!r}).replace(
+                "<audio ", '<audio data-funmusic-handoff="song-1" ', 1)
+            card.update(HTML('<div class="test-card">' + markup + '</div>'))
+        player.finish("complete")
+        handed = player.wait_handed_over(20)
+        if {with_card}:
+            live.update(HTML(f'<div class="test-live-gone" data-handed="{{handed}}"></div>'))
+    except BaseException:
+        card.update(HTML('<pre class="test-error">' + traceback.format_exc() + '</pre>'))
+
+threading.Thread(target=stream_song, daemon=True).start()
+"""
+
+
+def song_cell(
+    fmt: str, *, speed: float = SPEED, engine: str = "auto", with_card: bool = True
+) -> str:
+    return CELL.format(fmt=fmt, speed=speed, engine=engine, prompt=PROMPT, with_card=with_card)
+
+
+# -- fixtures ----------------------------------------------------------------------------------
+def _server(factory: pytest.TempPathFactory, app: str) -> Iterator[LabServer]:
+    chromium_or_skip()
+    server = LabServer(factory.mktemp(app), app=app)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def lab_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabServer]:
+    yield from _server(tmp_path_factory, "lab")
+
+
+@pytest.fixture(scope="module")
+def notebook_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabServer]:
+    yield from _server(tmp_path_factory, "notebook")
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    executable = chromium_or_skip()
+    with sync_playwright() as playwright:
+        # No --autoplay-policy flag: the browser's real rules.
+        browser = playwright.chromium.launch(executable_path=str(executable), args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@pytest.fixture
+def page(browser: Browser, tmp_path: Path) -> Iterator[Page]:
+    context = browser.new_context(viewport={"width": 1100, "height": 800}, accept_downloads=True)
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    try:
+        yield page
+    finally:
+        context.close()
+        if errors:
+            (tmp_path / "page-errors.txt").write_text("\n".join(errors))
+
+
+# -- helpers -----------------------------------------------------------------------------------
+def player_js(player: Locator, expression: str) -> Any:
+    """Evaluate ``expression`` with ``p`` the view (``el.__funmusicPlayer``)."""
+    return player.evaluate(f"el => {{ const p = el.__funmusicPlayer; return {expression}; }}")
+
+
+def wait_player(page: Page, player: Locator, condition: str, timeout: float = WAIT_MS) -> None:
+    page.wait_for_function(
+        f"el => {{ const p = el.__funmusicPlayer; return !!p && ({condition}); }}",
+        arg=player.element_handle(),
+        timeout=timeout,
+    )
+
+
+def start_song(server: LabServer, page: Page, name: str, cell: str) -> tuple[LabPage, Locator]:
+    nb = LabPage.open(server, page, name, [cell])
+    nb.run_all()
+    nb.assert_no_errors()
+    player = nb.output(0).locator(".funmusic-live")
+    expect(player).to_have_count(1, timeout=WAIT_MS)
+    assert "FunMusic live player" not in nb.output_text(0)  # a widget, not its text repr
+    return nb, player
+
+
+def click_play_when_ready(page: Page, player: Locator) -> dict[str, float]:
+    """Wait for Play to be enabled, check the stream is not over, click it, and time it."""
+    play = player.get_by_role("button", name="Play")
+    expect(play).to_be_enabled(timeout=WAIT_MS)
+    state = player_js(
+        player,
+        "({complete: p.song.complete, bytes: p.song.store.length,"
+        " enabledAfter: p.song.stats.playEnabledAt - p.song.stats.firstChunkAt})",
+    )
+    assert not state["complete"], f"Play was enabled only once the stream was over: {state}"
+    clicked = time.monotonic()
+    play.click()
+    expect(player.get_by_role("button", name="Pause")).to_be_visible()
+    wait_player(page, player, "p.engine.position > 0.05")
+    advanced = time.monotonic()
+    return {
+        "first_chunk_to_play_enabled_ms": state["enabledAfter"],
+        "click_to_first_advance_ms": (advanced - clicked) * 1000,
+    }
+
+
+def assert_sound_while_streaming(page: Page, player: Locator) -> None:
+    """Audio is really being produced, before the stream ends."""
+    kind = player_js(player, "p.song.engine")
+    before = player_js(player, "p.engine.position")
+    page.wait_for_timeout(700)
+    if kind == "mse":
+        state = player_js(
+            player,
+            "({t: p.engine.element.currentTime, paused: p.engine.element.paused,"
+            " ready: p.engine.element.readyState, complete: p.song.complete})",
+        )
+        assert not state["paused"] and state["ready"] >= 2, state
+        assert state["t"] > before + 0.3, (before, state)
+    else:
+        state = player_js(
+            player,
+            "({ctx: p.engine.ctx.state, ctxTime: p.engine.ctx.currentTime,"
+            " sources: p.engine.scheduledSources, t: p.engine.position,"
+            " complete: p.song.complete})",
+        )
+        assert state["ctx"] == "running" and state["sources"] > 0, state
+        assert state["t"] > before + 0.3, (before, state)
+    assert not state["complete"], f"the stream ended before the check: {state}"
+
+
+def assert_waveform_grows(page: Page, player: Locator) -> None:
+    canvas = player.locator("canvas.funmusic-live-wave")
+    first = int(canvas.get_attribute("data-bins") or 0)
+    page.wait_for_timeout(1200)
+    second = int(canvas.get_attribute("data-bins") or 0)
+    assert 0 < first < second, (first, second)
+    box = canvas.bounding_box()
+    assert box and 40 <= box["height"] <= 56, box
+
+
+def assert_seeks(page: Page, player: Locator) -> None:
+    """Click on the waveform within what arrived, then the keyboard: position follows."""
+    canvas = player.locator("canvas.funmusic-live-wave")
+    received = player_js(player, "p.engine.received")
+    span = player_js(player, "Math.max(30, p.engine.received)")  # the waveform's span
+    target = received * 0.25
+    box = canvas.bounding_box()
+    assert box
+    canvas.click(position={"x": box["width"] * target / span, "y": box["height"] / 2})
+    position = player_js(player, "p.engine.position")
+    assert abs(position - target) < 0.6, (position, target, received)
+    canvas.focus()
+    page.keyboard.press("ArrowRight")  # +5 s
+    position2 = player_js(player, "p.engine.position")
+    assert abs(position2 - (position + 5)) < 0.6, (position, position2)
+    assert canvas.get_attribute("aria-valuenow") is not None
+    wait_player(page, player, f"p.engine.position > {position2 + 0.3} && !p.engine.buffering")
+
+
+def assert_handed_over(page: Page, nb: LabPage) -> dict[str, Any]:
+    """The card took over at the live position, is playing, and the live display is gone."""
+    out = nb.output(0)
+    error = out.locator(".test-error")
+    page.wait_for_function(
+        "() => (window.__funmusicHandoffs || []).length > 0"
+        " || document.querySelector('.test-error')",
+        timeout=WAIT_MS,
+    )
+    assert error.count() == 0, error.inner_text()
+    record: dict[str, Any] = page.evaluate("() => window.__funmusicHandoffs[0]")
+    assert record["error"] is None, record
+    assert record["id"] == "song-1" and record["playing"] is True, record
+    assert record["cardPosition"] > 2.0, f"the card restarted from the beginning: {record}"
+    assert abs(record["jumpMs"]) < 200, record
+    assert record["gapMs"] < 200, record
+    # The live display was replaced, after the browser reported the hand-over.
+    gone = out.locator(".test-live-gone")
+    expect(gone).to_have_count(1, timeout=WAIT_MS)
+    assert gone.get_attribute("data-handed") == "True"
+    expect(out.locator(".funmusic-live")).to_have_count(0)
+    # One player left, playing on from where the live one was.
+    audio = out.locator(".test-card audio")
+    expect(audio).to_have_count(1)
+    handle = audio.element_handle()
+    start = handle.evaluate("a => a.currentTime")
+    page.wait_for_timeout(600)
+    state = handle.evaluate("a => ({t: a.currentTime, paused: a.paused})")
+    assert not state["paused"] and state["t"] > start + 0.3, (start, state)
+    assert page.locator("#funmusic-live-audio audio").count() == 0  # the live audio is gone
+    return record
+
+
+def screenshot(nb: LabPage, path: Path) -> None:
+    """The notebook as the user sees it, scrolled to the song's output."""
+    nb.output(0).scroll_into_view_if_needed()
+    nb.page.screenshot(path=str(path))
+
+
+def save_figures(tmp_path: Path, **figures: Any) -> None:
+    (tmp_path / "figures.json").write_text(json.dumps(figures, indent=2))
+
+
+# -- tests -------------------------------------------------------------------------------------
+@pytest.mark.parametrize("app", ["lab", "notebook"])
+def test_mp3_plays_while_streaming_and_hands_over(
+    app: str, request: pytest.FixtureRequest, page: Page, tmp_path: Path
+) -> None:
+    server: LabServer = request.getfixturevalue(f"{app}_server")
+    try:
+        nb, player = start_song(server, page, f"live_mp3_{app}", song_cell("mp3"))
+        assert player_js(player, "p.song.engine") == "mse"
+        timing = click_play_when_ready(page, player)
+        assert_sound_while_streaming(page, player)
+        assert_waveform_grows(page, player)
+        screenshot(nb, tmp_path / f"live-mp3-{app}.png")
+        assert_seeks(page, player)
+        record = assert_handed_over(page, nb)
+        screenshot(nb, tmp_path / f"handed-over-mp3-{app}.png")
+        save_figures(tmp_path, **timing, handoff=record)
+    finally:
+        server.shutdown_kernels()
