@@ -153,12 +153,13 @@ class _Player(Audio):
         self.mimetype = mime_type
 
 
-def audio_html(audio: bytes, fmt: str) -> str:
+def audio_html(audio: bytes, fmt: str, handoff_id: str | None = None) -> str:
     """An ``<audio controls>`` element, the audio embedded, labelled ``mime_type_for(fmt)``."""
     player = _Player(audio, mime_type=mime_type_for(fmt))
     markup: str = player._repr_html_().strip()  # type: ignore[no-untyped-call]
     # Full width and no autoplay: a re-opened notebook must not start singing.
-    return markup.replace('controls="controls"', 'controls="controls" style="width: 100%;"', 1)
+    h = f' data-funmusic-handoff="{handoff_id}"' if handoff_id else ""
+    return markup.replace('controls="controls"', f'controls="controls" style="width: 100%;"{h}', 1)
 
 
 def lyrics_html(lyrics: str) -> str:
@@ -245,6 +246,7 @@ def song_html(
     currency: str = "CNY",
     notes: Sequence[str] = (),
     also_saved: Sequence[str | os.PathLike[str]] = (),
+    handoff_id: str | None = None,
 ) -> str:
     """The song card: title, player (correct MIME type), notes, lyrics, metadata table."""
     title = _title(song.lyrics) or _title(song.request.text) or "Song"
@@ -265,7 +267,7 @@ def song_html(
     return (
         f'<div class="funmusic-song" style="{_BOX}">'
         f'<div style="font-weight: 600; margin-bottom: 4px;">♪ {_e(title)}{badge}</div>'
-        f"{audio_html(song.audio, song.format)}"
+        f"{audio_html(song.audio, song.format, handoff_id)}"
         f"{_notes_html(notes)}"
         f"{lyrics}"
         f'<details open style="margin-top: 4px;"><summary style="cursor: pointer; {_MUTED}">'
@@ -286,6 +288,7 @@ def song_bundle(
     currency: str = "CNY",
     notes: Sequence[str] = (),
     also_saved: Sequence[str | os.PathLike[str]] = (),
+    handoff_id: str | None = None,
 ) -> dict[str, str]:
     """A MIME bundle for ``display(..., raw=True)``: the audio is in the HTML only, once."""
     return {
@@ -296,6 +299,7 @@ def song_bundle(
             currency=currency,
             notes=notes,
             also_saved=also_saved,
+            handoff_id=handoff_id,
         ),
     }
 
@@ -324,6 +328,7 @@ def error_html(
     partial_path: str | os.PathLike[str] | None = None,
     title: str | None = None,
     notes: Sequence[str] = (),
+    handoff_id: str | None = None,
 ) -> str:
     """A compact error box: DashScope code, message, request id, where partial audio went."""
     headline, what, message = _error_parts(error)
@@ -365,6 +370,7 @@ def error_bundle(
     partial_path: str | os.PathLike[str] | None = None,
     title: str | None = None,
     notes: Sequence[str] = (),
+    handoff_id: str | None = None,
 ) -> dict[str, str]:
     return {
         "text/plain": error_text(error, partial_path=partial_path, notes=notes),
