@@ -9,6 +9,9 @@ Stored outputs are the executed ones, with two changes that keep the files small
 machine-specific paths: embedded base64 audio becomes a placeholder (the same one the nbval
 sanitize file maps audio to), and the notebooks folder's absolute path becomes relative.
 The kernels run without any DashScope key, on the simulator, whatever the shell has set.
+
+It also writes ``teaching-notebooks.txt``, the list of notebooks that ``python -m pytest``
+collects (the root ``conftest.py`` reads it): any other notebook in this folder is a user's own.
 """
 
 from __future__ import annotations
@@ -621,7 +624,20 @@ def build(name: str) -> None:
     print(f"{path.name}: {time.monotonic() - start:.1f} s, {path.stat().st_size:,} bytes")
 
 
+MANIFEST = NOTEBOOKS / "teaching-notebooks.txt"
+
+
+def write_manifest() -> None:
+    names = "".join(f"{name}.ipynb\n" for name in BOOKS)
+    MANIFEST.write_text(
+        "# Written by build_notebooks.py: the notebooks python -m pytest runs under nbval.\n"
+        "# Any other notebook saved in this folder is not collected.\n" + names,
+        encoding="utf-8",
+    )
+
+
 if __name__ == "__main__":
+    write_manifest()
     # The kernels inherit this environment: never let a real key (and its bill) into them.
     for variable in [v for v in os.environ if v.startswith("DASHSCOPE_")]:
         del os.environ[variable]
