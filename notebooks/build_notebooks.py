@@ -343,21 +343,31 @@ A few things to try in the panel above:
 ## Driving the panel from code
 
 Every control is a widget you can read and set from Python, which is handy for lessons and
-tests. Short English lyrics cannot be streamed (streaming needs 200 to 250 words), so the panel
-refuses them until streaming is turned off:
+tests. **Streaming** is *Auto* by default: a song is streamed when its text allows it, and made
+in one go otherwise, with a note. Short English lyrics like these cannot be streamed (streaming
+needs 200 to 250 words), so the panel will make them without streaming and says so:
 """),
     code("""
 panel.text.value = \"\"\"[verse]
 Paper boats on a puddle sea
 [chorus]
 Sail away, sail away with me\"\"\"
+print("Streaming:", panel.stream.value)
+print("Generate disabled:", panel.generate_button.disabled)
+for note in panel.notes:
+    print(note)
+"""),
+    md("""
+*On* insists on streaming, so these lyrics are refused, and *Off* never streams. `%%funmusic`
+follows the very same rules: `--stream` is *On*, `--no-stream` is *Off*.
+"""),
+    code("""
 panel.stream.value = True
 print("Generate disabled:", panel.generate_button.disabled)
 print(panel.reason)
 """),
     code("""
-panel.stream.value = False
-print("Generate disabled:", panel.generate_button.disabled)
+panel.stream.value = "auto"
 """),
     md("""
 `generate_button.click()` presses the button. It returns at once; `panel.wait()` blocks until the
