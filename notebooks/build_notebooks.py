@@ -146,12 +146,35 @@ meantime. (This output is different every time, so it is not checked by the note
 A relaxed jazz stroll through the city at night
 """, IGNORE),
     md("""
-`%funmusic status` lists this kernel's songs, and `%funmusic stop` stops the running ones. A
-stopped song is not thrown away: what had arrived is saved as a `….partial.mp3` file with its
-own sidecar.
+`%funmusic status` lists this kernel's songs. The jazz stroll is most likely still *streaming*
+here (or already *done*, if you took your time): its output above changes on its own.
 """),
     code("%funmusic status", IGNORE),
-    code("%funmusic stop", IGNORE),
+    md("""
+## Stopping a song
+
+`%funmusic stop 4` stops song number 4, and `%funmusic stop` on its own stops every song that is
+running. A stopped song is not thrown away: what had arrived is saved as a `….partial.mp3` file
+with its own sidecar.
+
+So as not to stop the jazz stroll, start one more song, just to stop it. Every song has a number,
+shown in its output (*job 4*) and by `%funmusic status`. Run from the top in a fresh kernel, this
+notebook's songs are 1 (breakfast), 2 (morning), 3 (the stroll) and 4, this one:
+"""),
+    code("""
+%%funmusic
+A long, slow ballad that we stop after a few seconds
+""", IGNORE),
+    code("""
+import time
+
+time.sleep(4)  # let a few seconds of it arrive first
+"""),
+    code("%funmusic stop 4", IGNORE),
+    md("""
+The jazz stroll carries on meanwhile; once it is done, `stroll` holds it, like `breakfast` and
+`morning`.
+"""),
     md("""
 ## Next
 
