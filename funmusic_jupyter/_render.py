@@ -428,19 +428,29 @@ def _job_rows(jobs: Sequence[Job]) -> list[dict[str, str]]:
     rows = []
     for job in jobs:
         saved = job.saved_path or job.partial_path
+        # Not streamed: no chunks, and no audio until it is done (not "0.0 s" and "0").
+        seconds = job.song.duration if job.song else job.seconds if job.request.stream else None
         rows.append(
             {
                 "job": job.id,
                 "state": job.state,
                 "song": _title(job.request.text),
-                "audio": _DASH if job.seconds is None else f"{job.seconds:.1f} s",
-                "chunks": f"{job.chunks:,}",
+                "audio": _DASH if seconds is None else f"{seconds:.1f} s",
+                "chunks": f"{job.chunks:,}" if job.request.stream else _DASH,
                 "elapsed": f"{job.elapsed:.1f} s",
                 "file": _path(saved),
                 "error": _error_parts(job.error)[1] if job.error else "",
             }
         )
     return rows
+
+
+# The status table's cells, not _TD: its ``break-all`` let a narrow table split words
+# ("waitin g", "son g"). Short columns never wrap, text wraps between words, and only a path
+# (one long word) may break anywhere.
+_STATUS_TD = _TD.replace(" word-break: break-all;", "") + " padding-right: 12px;"
+_STATUS_WRAP = {"song": "overflow-wrap: break-word", "error": "overflow-wrap: break-word",
+                "file": "word-break: break-all"}
 
 
 def status_html(jobs: Sequence[Job]) -> str:
@@ -450,7 +460,11 @@ def status_html(jobs: Sequence[Job]) -> str:
     rows = _job_rows(jobs)
     head = "".join(f'<th style="{_TH} border-top: none;">{_e(k)}</th>' for k in rows[0])
     body = "".join(
-        "<tr>" + "".join(f'<td style="{_TD} padding-right: 12px;">{_e(v)}</td>' for v in r.values())
+        "<tr>"
+        + "".join(
+            f'<td style="{_STATUS_TD} {_STATUS_WRAP.get(k, "white-space: nowrap")};">{_e(v)}</td>'
+            for k, v in r.items()
+        )
         + "</tr>"
         for r in rows
     )
@@ -475,8 +489,9 @@ def status_text(jobs: Sequence[Job]) -> str:
     lines = [_counts(jobs)]
     for r in _job_rows(jobs):
         extra = f" [{r['error']}]" if r["error"] else ""
+        chunks = r["chunks"] if r["chunks"] == _DASH else f"{r['chunks']} chunks"
         lines.append(
-            f"{r['job']:>3}  {r['state']:<9} {r['audio']:>8}  {r['chunks']:>5} chunks  "
+            f"{r['job']:>3}  {r['state']:<10} {r['audio']:>8}  {chunks:>10}  "
             f"{r['elapsed']:>8}  {r['song']!r}{extra}  {r['file']}"
         )
     return "\n".join(lines)
