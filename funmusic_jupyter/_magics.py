@@ -35,9 +35,10 @@ from traitlets import Bool, CaselessStrEnum, Float, TraitError, Unicode, validat
 
 from . import _render
 from ._config import resolve_settings
-from ._errors import GenerationCancelled, ValidationError
+from ._errors import GenerationCancelled
 from ._live_session import LiveSession
-from ._validation import FORMATS, GENDERS, SongRequest, build_request
+from ._policy import StreamPreference, plan_request
+from ._validation import FORMATS, GENDERS, SongRequest
 from ._worker import FINAL_STATES, Job, client_options, current_worker, get_worker
 
 __all__ = ["FunMusicMagics", "load_ipython_extension", "unload_ipython_extension"]
@@ -81,7 +82,9 @@ class FunMusicMagics(Magics):
         config=True
     )
     stream = Bool(
-        True, help="Stream the song (live progress); False generates, then downloads."
+        True,
+        help="Stream when the text allows it, else generate then download, with a note; "
+        "False never streams.",
     ).tag(config=True)
     model = Unicode("fun-music-v1", help="Model name.").tag(config=True)
     backend = CaselessStrEnum(
@@ -153,7 +156,7 @@ class FunMusicMagics(Magics):
     @argument("-f", "--format", type=_lower, choices=FORMATS, help="Audio format (default: mp3).")
     @argument("--lyrics", action="store_true", help="The cell is lyrics (default: auto).")
     @argument("--prompt", action="store_true", help="The cell is a description (default: auto).")
-    @argument("--stream", action="store_true", help="Stream (the default unless configured off).")
+    @argument("--stream", action="store_true", help="Insist on streaming (else: when it can).")
     @argument("--no-stream", action="store_true", help="Generate, then download: longer texts.")
     @argument("--wait", action="store_true", help="Block until done; show the result once.")
     @argument(
@@ -217,7 +220,7 @@ class FunMusicMagics(Magics):
         return opts
 
     def _request(self, opts: argparse.Namespace, cell: str) -> tuple[SongRequest, list[str]]:
-        """The validated request, and notes about how it was read."""
+        """The validated request, and notes about it (its warnings, then the policy's)."""
         mode = "lyrics" if opts.lyrics else "prompt" if opts.prompt else "auto"
         # The body goes in untouched: no str.format, no $-expansion (IPython expands the line only).
         fields: dict[str, Any] = {
@@ -227,20 +230,13 @@ class FunMusicMagics(Magics):
             "model": opts.model or self.model,
             "mode": mode,
         }
-        if opts.stream or opts.no_stream or not self.stream:
-            return build_request(stream=bool(opts.stream), **fields), []
-        # Streaming is only the default here, and the service streams only 200–250 English words
-        # (300–350 Chinese characters) of lyrics: a shorter or longer song that fits the
-        # non-streaming limits is made without streaming rather than refused.
-        try:
-            return build_request(stream=True, **fields), []
-        except ValidationError as streaming_error:
-            request = build_request(stream=False, **fields)  # raises when it fits neither
-            reason = str(streaming_error).split(";")[0]
-            return request, [
-                f"not streamed: {reason}, so the song is made without streaming and appears "
-                "when it is done (--stream insists, --no-stream silences this note)"
-            ]
+        # The shared policy (_policy): --stream insists, --no-stream (or the trait set to False)
+        # never streams, and otherwise streaming is preferred, falling back with a note.
+        stream: StreamPreference = (
+            True if opts.stream else False if opts.no_stream or not self.stream else "auto"
+        )
+        request, notes = plan_request(stream=stream, **fields)  # notes: warnings too
+        return request, list(notes)
 
     def _client_options(self, backend: str) -> tuple[dict[str, Any], list[str]]:
         """Keyword arguments for the client, and notes about them. Raises ConfigurationError
@@ -269,7 +265,7 @@ class FunMusicMagics(Magics):
             )
         request, read_notes = self._request(opts, cell)  # ValidationError: one line, nothing sent
         options, notes = self._client_options(opts.backend or self.backend)
-        notes = list(request.warnings) + read_notes + notes
+        notes = read_notes + notes
         headers = None
         if opts.fault:
             from .simulator import FAULT_HEADER

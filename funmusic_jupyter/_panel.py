@@ -14,8 +14,9 @@ How it is put together, and why:
   same reason the history is a ``Select`` whose options change, rather than widgets created on
   the worker thread.
 - Results are drawn by the one renderer, ``_render.song_html`` / ``_render.error_html``.
-- The limit counter and the reason Generate is disabled come from ``_validation``: the panel
-  calls the very ``build_request`` the client calls, so it refuses exactly what would be refused.
+- The limit counter, the notes and the reason Generate is disabled come from ``_policy``: the
+  panel asks ``plan_request`` exactly what ``%%funmusic`` asks it (Streaming Auto/On/Off is the
+  magic's default/``--stream``/``--no-stream``), so the two accept and refuse the same texts.
 - The API key is never a trait (widget state is saved into notebooks): an ``api_key=`` argument
   lives in a private attribute, and the panel only ever says where a key came from.
 - ``repr()`` (and the ``text/plain`` of its display) is deterministic, for nbval.
@@ -40,12 +41,12 @@ from ._config import Settings, resolve_settings
 from ._errors import FunMusicError, ValidationError
 from ._live_session import LiveSession
 from ._models import Song
+from ._policy import plan_request, refused_stream, stream_preference
 from ._storage import DEFAULT_OUTPUT_DIR
 from ._validation import (
     FORMATS,
     GENDERS,
     SongRequest,
-    build_request,
     detect_mode,
     first_line,
     limit_for,
@@ -56,6 +57,8 @@ from ._worker import Job, client_options, get_worker
 __all__ = ["FunMusicPanel"]
 
 _MODES = (("Auto", "auto"), ("Prompt", "prompt"), ("Lyrics", "lyrics"))
+# The policy's three stream preferences, as the widget's values.
+_STREAMING = (("Auto", "auto"), ("On", True), ("Off", False))
 _LANGUAGES = {"zh": "Chinese", "en": "English"}
 _STATE_WORDS = {
     "queued": "Waiting to start",
@@ -119,8 +122,12 @@ class FunMusicPanel(widgets.VBox):  # type: ignore[misc]
 
     Keyword arguments (all optional):
 
-    ``text``, ``mode`` ("auto", "prompt", "lyrics"), ``gender``, ``format``, ``stream``
+    ``text``, ``mode`` ("auto", "prompt", "lyrics"), ``gender``, ``format``
         Initial values of the controls.
+    ``stream``
+        "auto" (default): stream when the text allows it, else make the song without streaming,
+        with a note; ``True``: always stream (texts that cannot be streamed are refused);
+        ``False``: never stream. The same policy as ``%%funmusic``.
     ``backend``, ``base_url``, ``endpoint``, ``api_key``
         As for ``FunMusicClient``. With nothing configured the offline simulator makes the
         songs. An ``api_key`` given here is kept in a private attribute, never in a widget.
@@ -152,7 +159,7 @@ class FunMusicPanel(widgets.VBox):  # type: ignore[misc]
         mode: str = "auto",
         gender: str = "female",
         format: str = "mp3",
-        stream: bool = True,
+        stream: bool | str | None = "auto",
         model: str = "fun-music-v1",
         backend: str = "auto",
         base_url: str | None = None,
@@ -173,6 +180,7 @@ class FunMusicPanel(widgets.VBox):  # type: ignore[misc]
         for name, value, allowed in (("gender", gender, GENDERS), ("format", format, FORMATS)):
             if value not in allowed:
                 raise ValidationError(f"{name} must be one of {', '.join(allowed)}; got {value!r}")
+        preference = stream_preference(stream)
         if not isinstance(price_per_second, (int, float)) or price_per_second < 0:
             raise ValidationError(
                 f"price_per_second must be a number >= 0; got {price_per_second!r}"
@@ -198,6 +206,7 @@ class FunMusicPanel(widgets.VBox):  # type: ignore[misc]
         self._last_run: _Run | None = None
         self._songs: list[Song] = []  # oldest first; shown newest first
         self._valid_request: SongRequest | None = None
+        self._valid_notes: tuple[str, ...] = ()
         self._reason = ""
 
         full = widgets.Layout(width="100%")
@@ -233,10 +242,16 @@ class FunMusicPanel(widgets.VBox):  # type: ignore[misc]
             description="Format",
             style={"button_width": "5.5em"},
         )
-        self.stream = widgets.Checkbox(
-            value=stream,
-            description="Streaming (see the audio arrive)",
-            indent=False,
+        self.stream = widgets.ToggleButtons(
+            options=_STREAMING,
+            value="auto" if preference is None else preference,
+            description="Streaming",
+            tooltips=[
+                "Stream when the text allows it, else make it in one go (with a note)",
+                "Always stream: a text that cannot be streamed is refused",
+                "Never stream: the song appears when it is done",
+            ],
+            style={"button_width": "5.5em"},
         )
         self.generate_button = widgets.Button(
             description="Generate",
@@ -384,15 +399,32 @@ class FunMusicPanel(widgets.VBox):  # type: ignore[misc]
     def _on_input(self, change: object = None) -> None:
         text = self.text.value
         mode = self.mode.value
-        stream = bool(self.stream.value)
+        stream = self.stream.value
         body = text.strip("\n").rstrip()
+        try:
+            request, notes = plan_request(
+                text=text,
+                mode=mode,
+                gender=self.gender.value,
+                format=self.format.value,
+                stream=stream,
+                model=self._model,
+            )
+        except ValidationError as exc:
+            request, notes, reason = None, (), str(exc)
+        else:
+            reason = ""
         if body.strip():
             chosen = detect_mode(body) if mode == "auto" else mode
             stats = text_stats(body)
-            limit = limit_for(chosen, stats.language, stream)
+            # Count against the limit the policy applied: the request's, or the refusal's.
+            streamed = request.stream if request is not None else refused_stream(stream)
+            limit = limit_for(chosen, stats.language, streamed)
             count = limit.measure(stats)
             within = limit.low <= count <= limit.high
-            how = "streaming" if stream else "not streaming"
+            how = "streaming" if streamed else "not streaming"
+            if stream == "auto":
+                how += " (auto)"
             what = f"Auto: {chosen}" if mode == "auto" else chosen.capitalize()
             counter = (
                 f"{_e(what)} · {_LANGUAGES[stats.language]} · {how}: "
@@ -409,34 +441,25 @@ class FunMusicPanel(widgets.VBox):  # type: ignore[misc]
             counter_html = f'<span style="{style}">{counter}</span>'
         else:
             counter_html = f'<span style="{_OK_STYLE}">Nothing written yet.</span>'
-        try:
-            request = build_request(
-                text=text,
-                mode=mode,
-                gender=self.gender.value,
-                format=self.format.value,
-                stream=stream,
-                model=self._model,
-            )
-        except ValidationError as exc:
-            request, reason = None, str(exc)
-        else:
-            reason = ""
         if request is None:
             style = _OK_STYLE if not body.strip() else _BAD_STYLE
             message = f'<span style="{style}">{_e(reason)}</span>'
-        elif request.warnings:
-            message = "".join(
-                f'<div style="{_WARN_STYLE}">⚠ {_e(w)}</div>' for w in request.warnings
-            )
         else:
-            message = ""
+            message = "".join(f'<div style="{_WARN_STYLE}">⚠ {_e(n)}</div>' for n in notes)
         with self._lock:
             self._valid_request = request
+            self._valid_notes = tuple(notes)
             self._reason = reason
             self.counter.value = counter_html
             self.message.value = message
             self._refresh_buttons()
+
+    @property
+    def notes(self) -> tuple[str, ...]:
+        """What the panel says about the text as it stands: the request's warnings and the
+        policy's notes (e.g. why it will not be streamed). Empty when it is refused."""
+        with self._lock:
+            return self._valid_notes
 
     @property
     def reason(self) -> str:
@@ -478,7 +501,7 @@ class FunMusicPanel(widgets.VBox):  # type: ignore[misc]
             request = self._valid_request
             if request is None:
                 return
-            run = _Run(request=request, notes=list(request.warnings))
+            run = _Run(request=request, notes=list(self._valid_notes))
             self._run = run
             self._refresh_buttons()
         self.progress.value = 0.0

@@ -153,13 +153,12 @@ class _Player(Audio):
         self.mimetype = mime_type
 
 
-def audio_html(audio: bytes, fmt: str, handoff_id: str | None = None) -> str:
+def audio_html(audio: bytes, fmt: str) -> str:
     """An ``<audio controls>`` element, the audio embedded, labelled ``mime_type_for(fmt)``."""
     player = _Player(audio, mime_type=mime_type_for(fmt))
     markup: str = player._repr_html_().strip()  # type: ignore[no-untyped-call]
     # Full width and no autoplay: a re-opened notebook must not start singing.
-    h = f' data-funmusic-handoff="{handoff_id}"' if handoff_id else ""
-    return markup.replace('controls="controls"', f'controls="controls" style="width: 100%;"{h}', 1)
+    return markup.replace('controls="controls"', 'controls="controls" style="width: 100%;"', 1)
 
 
 def lyrics_html(lyrics: str) -> str:
@@ -246,7 +245,6 @@ def song_html(
     currency: str = "CNY",
     notes: Sequence[str] = (),
     also_saved: Sequence[str | os.PathLike[str]] = (),
-    handoff_id: str | None = None,
 ) -> str:
     """The song card: title, player (correct MIME type), notes, lyrics, metadata table."""
     title = _title(song.lyrics) or _title(song.request.text) or "Song"
@@ -267,7 +265,7 @@ def song_html(
     return (
         f'<div class="funmusic-song" style="{_BOX}">'
         f'<div style="font-weight: 600; margin-bottom: 4px;">♪ {_e(title)}{badge}</div>'
-        f"{audio_html(song.audio, song.format, handoff_id)}"
+        f"{audio_html(song.audio, song.format)}"
         f"{_notes_html(notes)}"
         f"{lyrics}"
         f'<details open style="margin-top: 4px;"><summary style="cursor: pointer; {_MUTED}">'
@@ -288,7 +286,6 @@ def song_bundle(
     currency: str = "CNY",
     notes: Sequence[str] = (),
     also_saved: Sequence[str | os.PathLike[str]] = (),
-    handoff_id: str | None = None,
 ) -> dict[str, str]:
     """A MIME bundle for ``display(..., raw=True)``: the audio is in the HTML only, once."""
     return {
@@ -299,7 +296,6 @@ def song_bundle(
             currency=currency,
             notes=notes,
             also_saved=also_saved,
-            handoff_id=handoff_id,
         ),
     }
 
@@ -328,7 +324,6 @@ def error_html(
     partial_path: str | os.PathLike[str] | None = None,
     title: str | None = None,
     notes: Sequence[str] = (),
-    handoff_id: str | None = None,
 ) -> str:
     """A compact error box: DashScope code, message, request id, where partial audio went."""
     headline, what, message = _error_parts(error)
@@ -370,7 +365,6 @@ def error_bundle(
     partial_path: str | os.PathLike[str] | None = None,
     title: str | None = None,
     notes: Sequence[str] = (),
-    handoff_id: str | None = None,
 ) -> dict[str, str]:
     return {
         "text/plain": error_text(error, partial_path=partial_path, notes=notes),
@@ -434,19 +428,29 @@ def _job_rows(jobs: Sequence[Job]) -> list[dict[str, str]]:
     rows = []
     for job in jobs:
         saved = job.saved_path or job.partial_path
+        # Not streamed: no chunks, and no audio until it is done (not "0.0 s" and "0").
+        seconds = job.song.duration if job.song else job.seconds if job.request.stream else None
         rows.append(
             {
                 "job": job.id,
                 "state": job.state,
                 "song": _title(job.request.text),
-                "audio": _DASH if job.seconds is None else f"{job.seconds:.1f} s",
-                "chunks": f"{job.chunks:,}",
+                "audio": _DASH if seconds is None else f"{seconds:.1f} s",
+                "chunks": f"{job.chunks:,}" if job.request.stream else _DASH,
                 "elapsed": f"{job.elapsed:.1f} s",
                 "file": _path(saved),
                 "error": _error_parts(job.error)[1] if job.error else "",
             }
         )
     return rows
+
+
+# The status table's cells, not _TD: its ``break-all`` let a narrow table split words
+# ("waitin g", "son g"). Short columns never wrap, text wraps between words, and only a path
+# (one long word) may break anywhere.
+_STATUS_TD = _TD.replace(" word-break: break-all;", "") + " padding-right: 12px;"
+_STATUS_WRAP = {"song": "overflow-wrap: break-word", "error": "overflow-wrap: break-word",
+                "file": "word-break: break-all"}
 
 
 def status_html(jobs: Sequence[Job]) -> str:
@@ -456,7 +460,11 @@ def status_html(jobs: Sequence[Job]) -> str:
     rows = _job_rows(jobs)
     head = "".join(f'<th style="{_TH} border-top: none;">{_e(k)}</th>' for k in rows[0])
     body = "".join(
-        "<tr>" + "".join(f'<td style="{_TD} padding-right: 12px;">{_e(v)}</td>' for v in r.values())
+        "<tr>"
+        + "".join(
+            f'<td style="{_STATUS_TD} {_STATUS_WRAP.get(k, "white-space: nowrap")};">{_e(v)}</td>'
+            for k, v in r.items()
+        )
         + "</tr>"
         for r in rows
     )
@@ -481,8 +489,9 @@ def status_text(jobs: Sequence[Job]) -> str:
     lines = [_counts(jobs)]
     for r in _job_rows(jobs):
         extra = f" [{r['error']}]" if r["error"] else ""
+        chunks = r["chunks"] if r["chunks"] == _DASH else f"{r['chunks']} chunks"
         lines.append(
-            f"{r['job']:>3}  {r['state']:<9} {r['audio']:>8}  {r['chunks']:>5} chunks  "
+            f"{r['job']:>3}  {r['state']:<10} {r['audio']:>8}  {chunks:>10}  "
             f"{r['elapsed']:>8}  {r['song']!r}{extra}  {r['file']}"
         )
     return "\n".join(lines)

@@ -307,12 +307,13 @@ def test_panel_counts_refuses_and_makes_a_song(
     expect(textarea).to_have_count(1, timeout=WAIT_MS)  # a widget, not a text repr
     assert "FunMusicPanel(" not in out.inner_text()
     generate = panel.locator("button", has_text="Generate")
-    streaming = panel.locator("input[type=checkbox]")
-    expect(streaming).to_be_checked()
+    streaming = panel.locator(".widget-toggle-buttons", has_text="Streaming")
+    expect(streaming.locator("button.mod-active")).to_have_text("Auto")
     expect(panel).to_contain_text("Nothing written yet.")
     expect(generate).to_be_disabled()
 
-    # Over the streaming limit: Generate is disabled and the panel says why.
+    # Streaming On, over the streaming limit: Generate is disabled and the panel says why.
+    streaming.locator("button", has_text=re.compile(r"^On$")).click()
     textarea.fill(_words(260))
     expect(panel).to_contain_text(
         "Auto: lyrics · English · streaming: 260 words (allowed 200–250) — 10 over the limit",
@@ -325,15 +326,17 @@ def test_panel_counts_refuses_and_makes_a_song(
     expect(generate).to_have_attribute("title", re.compile("must be 200–250 words"))
     nb.screenshot(tmp_path / "over-limit.png")
 
-    # Short lyrics, not streamed: the counter follows, Generate opens, a song comes.
-    streaming.uncheck()
+    # Streaming Auto, as %%funmusic: short lyrics are made without streaming, with a note.
+    streaming.locator("button", has_text=re.compile(r"^Auto$")).click()
     textarea.fill(LYRICS)
     sung = [line for line in LYRICS.splitlines() if not line.startswith("[")]
     characters = len("".join("".join(sung).split()))
     expect(panel).to_contain_text(
-        f"Auto: lyrics · English · not streaming: {characters} characters (allowed 5–2,000)",
+        f"Auto: lyrics · English · not streaming (auto): {characters} characters "
+        "(allowed 5–2,000)",
         timeout=WAIT_MS,
     )
+    expect(panel).to_contain_text("not streamed: English lyrics for streaming must be 200–250")
     expect(panel).not_to_contain_text("over the limit")
     expect(generate).to_be_enabled()
     generate.click()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import _thread
 import json
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -569,3 +570,50 @@ def test_interrupt_during_wait_cancels_and_keeps_the_partial_audio(
     assert "Song stopped" in out.data["text/html"]
     assert "song" not in ip.user_ns
     wait_until(lambda: slow.state.active_syntheses == 0, timeout=10)
+
+
+def test_status_of_a_song_that_is_not_streamed(ip: InteractiveShell, slow: SimulatorServer) -> None:
+    ip.run_line_magic("config", "FunMusicMagics.backend = 'api'")
+    ip.run_line_magic("config", f"FunMusicMagics.base_url = {slow.base_url!r}")
+    with capture_output():
+        ip.run_cell_magic("funmusic", "--no-stream", LYRICS)
+        job = current_worker().jobs()[-1]  # type: ignore[union-attr]
+        wait_until(lambda: job.state == "generating")
+        with capture_output() as status:
+            ip.run_line_magic("funmusic", "status")
+        assert job.wait(60) and job.song is not None
+        with capture_output() as done:
+            ip.run_line_magic("funmusic", "status")
+    # No chunks and no audio yet: a dash, not "0.0 s" and "0 chunks".
+    columns = re.split(r"\s{2,}", status.outputs[0].data["text/plain"].splitlines()[-1].strip())
+    assert columns[:4] == [job.id, "generating", "—", "—"], columns
+    # Done: the song's length, still no chunks.
+    columns = re.split(r"\s{2,}", done.outputs[0].data["text/plain"].splitlines()[-1].strip())
+    assert columns[:4] == [job.id, "done", f"{job.song.duration:.1f} s", "—"], columns
+
+
+def test_status_table_never_breaks_words() -> None:
+    # JupyterLab narrows a wide table; a cell styled ``word-break: break-all`` then splits
+    # words mid-way ("waitin g"). Only the file column (a path, one long word) may break anywhere.
+    from funmusic_jupyter import _render
+    from funmusic_jupyter._validation import build_request
+    from funmusic_jupyter._worker import Job
+
+    job = Job(
+        worker=None,  # type: ignore[arg-type]
+        job_id="7",
+        request=build_request(text="A waiting song about long words", stream=False),
+        client_options={},
+        output_dir=None,
+        headers=None,
+    )
+    job.state = "generating"
+    html = _render.status_html([job])
+    cells = dict(zip(re.findall(r"<th[^>]*>([^<]*)</th>", html),
+                     re.findall(r'<td style="([^"]*)"', html), strict=True))
+    assert set(cells) == {"job", "state", "song", "audio", "chunks", "elapsed", "file", "error"}
+    for column, style in cells.items():
+        assert ("break-all" in style) == (column == "file"), (column, style)
+    for column in ("job", "state", "audio", "chunks", "elapsed"):
+        assert "white-space: nowrap" in cells[column]
+    assert "overflow-wrap: break-word" in cells["song"]
