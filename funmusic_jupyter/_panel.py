@@ -525,6 +525,9 @@ class FunMusicPanel(widgets.VBox):  # type: ignore[misc]
             )
         except Exception as exc:  # a bad setting or a stopped worker: shown, never raised
             self._remove_live(run)
+            if run.live is not None:
+                run.live.player.close()  # no song will ever reach it
+                run.live = None
             self._show_error(run, exc, partial_path=None, job=None)
             self._end(run)
             return
