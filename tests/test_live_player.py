@@ -224,6 +224,15 @@ def assert_seeks(page: Page, player: Locator) -> None:
     assert abs(position2 - (position + 5)) < 0.6, (position, position2)
     assert canvas.get_attribute("aria-valuenow") is not None
     wait_player(page, player, f"p.engine.position > {position2 + 0.3} && !p.engine.buffering")
+    # Play/Pause from the keyboard too (Enter on the focused button): pause, then play again.
+    pause = player.get_by_role("button", name="Pause")
+    pause.focus()
+    page.keyboard.press("Enter")
+    expect(player.get_by_role("button", name="Play")).to_be_focused()
+    assert player_js(player, "p.engine.playing") is False
+    page.keyboard.press("Enter")
+    expect(player.get_by_role("button", name="Pause")).to_be_visible()
+    wait_player(page, player, "p.engine.playing")
 
 
 def assert_handed_over(page: Page, nb: LabPage) -> dict[str, Any]:
@@ -263,6 +272,7 @@ def screenshot(nb: LabPage, path: Path) -> None:
     """The notebook as the user sees it, scrolled to the song's output."""
     nb.output(0).scroll_into_view_if_needed()
     nb.page.screenshot(path=str(path))
+    nb.output(0).screenshot(path=str(path.with_name(f"{path.stem}-output.png")))
 
 
 def save_figures(tmp_path: Path, **figures: Any) -> None:

@@ -31,6 +31,29 @@ function audioHolder() {
   return holder;
 }
 
+/**
+ * Route the player's keys from `window`, in the capture phase. JupyterLab and Notebook 7 handle
+ * keys at document level before they reach an output (Notebook 7 swallows the arrow keys there,
+ * and Enter means "edit the cell"); a window capture listener runs before those. Installed once
+ * per page, whichever player module instance comes first.
+ */
+function routeKeys() {
+  if (window.__funmusicKeyRouter) return;
+  window.__funmusicKeyRouter = true;
+  window.addEventListener(
+    "keydown",
+    (e) => {
+      const root = e.target instanceof Element ? e.target.closest(".funmusic-live") : null;
+      const view = root && root.__funmusicPlayer;
+      if (view && view.handleKey(e)) {
+        e.preventDefault();
+        e.stopImmediatePropagation();
+      }
+    },
+    true,
+  );
+}
+
 function event(target, name, timeoutMs) {
   return new Promise((resolve) => {
     const timer = setTimeout(() => resolve(null), timeoutMs);
@@ -84,9 +107,11 @@ export class PlayerView {
     this.canvas.setAttribute("aria-label", "Seek within the received audio");
     this.canvas.setAttribute("aria-valuemin", "0");
     this.canvas.addEventListener("click", (e) => this.seekClick(e));
-    this.canvas.addEventListener("keydown", (e) => this.seekKey(e));
     const row = element("div", { className: "funmusic-live-row" }, this.play, this.titleText, this.time, this.status, this.download);
     this.root = element("div", { className: "funmusic-live" }, row, this.canvas);
+    // Keys pressed in the player are the player's, not the notebook's command-mode shortcuts.
+    this.root.setAttribute("data-lm-suppress-shortcuts", "true");
+    routeKeys();
     this.root.__funmusicPlayer = this; // for the browser tests: engine, song and stats
     el.appendChild(this.root);
   }
@@ -195,17 +220,28 @@ export class PlayerView {
     this.seekTo(((e.clientX - rect.left) / rect.width) * span);
   }
 
+  /** A key pressed in the player (see routeKeys): true if it was the player's to handle. */
+  handleKey(e) {
+    if (e.altKey || e.ctrlKey || e.metaKey) return false;
+    if (e.target === this.canvas) return this.seekKey(e);
+    if (e.target instanceof HTMLButtonElement && (e.key === "Enter" || e.key === " ")) {
+      if (!e.target.disabled) e.target.click();
+      return true;
+    }
+    return false;
+  }
+
   seekKey(e) {
-    if (!this.engine) return;
+    if (!this.engine) return false;
     const now = this.engine.position;
     const steps = {
       ArrowRight: now + SEEK_STEP, ArrowUp: now + SEEK_STEP, ArrowLeft: now - SEEK_STEP,
       ArrowDown: now - SEEK_STEP, PageUp: now + SEEK_PAGE, PageDown: now - SEEK_PAGE,
       Home: 0, End: this.engine.received - 1,
     };
-    if (!(e.key in steps)) return;
-    e.preventDefault();
+    if (!(e.key in steps)) return false;
     this.seekTo(steps[e.key]);
+    return true;
   }
 
   /** Download what arrived so far: the whole file once the song is complete. */
