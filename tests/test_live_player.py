@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,6 +24,9 @@ from typing import Any
 
 import pytest
 from _jupyterlab import CHROMIUM_ARGS, LabPage, LabServer, chromium_or_skip
+
+import funmusic_jupyter as fm
+from funmusic_jupyter.simulator import SimulatorServer
 
 pytestmark = pytest.mark.browser
 
@@ -280,21 +284,108 @@ def save_figures(tmp_path: Path, **figures: Any) -> None:
 
 
 # -- tests -------------------------------------------------------------------------------------
-@pytest.mark.parametrize("app", ["lab", "notebook"])
-def test_mp3_plays_while_streaming_and_hands_over(
-    app: str, request: pytest.FixtureRequest, page: Page, tmp_path: Path
+@pytest.mark.parametrize(
+    ("fmt", "engine", "app"),
+    [
+        ("mp3", "auto", "lab"),  # Media Source Extensions
+        ("mp3", "auto", "notebook"),
+        ("wav", "auto", "lab"),  # Web Audio, PCM scheduled
+        ("wav", "auto", "notebook"),
+        ("mp3", "webaudio", "lab"),  # what Firefox does: frame-aligned pieces decoded
+    ],
+)
+def test_plays_while_streaming_and_hands_over(
+    fmt: str, engine: str, app: str, request: pytest.FixtureRequest, page: Page, tmp_path: Path
 ) -> None:
     server: LabServer = request.getfixturevalue(f"{app}_server")
     try:
-        nb, player = start_song(server, page, f"live_mp3_{app}", song_cell("mp3"))
-        assert player_js(player, "p.song.engine") == "mse"
+        cell = song_cell(fmt, engine=engine)
+        nb, player = start_song(server, page, f"live_{fmt}_{engine}_{app}", cell)
+        expected = "mse" if (fmt, engine) == ("mp3", "auto") else "webaudio"
+        assert player_js(player, "p.song.engine") == expected
+        expect(player).to_have_attribute("data-engine", expected)
         timing = click_play_when_ready(page, player)
         assert_sound_while_streaming(page, player)
         assert_waveform_grows(page, player)
-        screenshot(nb, tmp_path / f"live-mp3-{app}.png")
+        screenshot(nb, tmp_path / f"live-{fmt}-{engine}-{app}.png")
         assert_seeks(page, player)
         record = assert_handed_over(page, nb)
-        screenshot(nb, tmp_path / f"handed-over-mp3-{app}.png")
+        screenshot(nb, tmp_path / f"handed-over-{fmt}-{engine}-{app}.png")
         save_figures(tmp_path, **timing, handoff=record)
     finally:
         server.shutdown_kernels()
+
+
+@pytest.mark.parametrize("fmt", ["mp3", "wav"])
+def test_underrun_shows_buffering_and_resumes_by_itself(
+    fmt: str, lab_server: LabServer, page: Page, tmp_path: Path
+) -> None:
+    # Slower than real time: chunk k (1 s of audio) arrives at k / 0.8 s, so playback catches up.
+    try:
+        nb, player = start_song(lab_server, page, f"underrun_{fmt}", song_cell(fmt, speed=0.8))
+        player.get_by_role("button", name="Play").click()
+        wait_player(page, player, "p.engine.buffering", timeout=15_000)
+        expect(player).to_have_attribute("data-state", "buffering")
+        expect(player.locator(".funmusic-live-status")).to_have_text("Buffering…")
+        stalled_at = player_js(player, "p.engine.position")
+        screenshot(nb, tmp_path / f"buffering-{fmt}.png")
+        # More audio arrives: playing again, from where it stopped, with no click.
+        wait_player(page, player, f"!p.engine.buffering && p.engine.position > {stalled_at + 0.2}")
+        expect(player).to_have_attribute("data-state", re.compile("playing|buffering"))
+        assert player_js(player, "p.engine.playing") is True
+        assert abs(player_js(player, "p.song.stats.firstChunkAt") or 0) > 0
+    finally:
+        lab_server.shutdown_kernels()
+
+
+def test_late_and_reloaded_views_get_every_byte_and_download_it(
+    lab_server: LabServer, page: Page, tmp_path: Path
+) -> None:
+    """The song streams unpaced, before the browser's model can exist; a second view of the
+    same player and a reloaded page still get every byte (``need``), and Download gives the
+    exact file."""
+    with SimulatorServer(speed=0) as sim:
+        expected = fm.generate(prompt=PROMPT, format="mp3", stream=True, base_url=sim.base_url)
+    cells = [song_cell("mp3", speed=0, with_card=False), "display(player)"]
+    try:
+        nb = LabPage.open(lab_server, page, "late_views", cells)
+        nb.run_all()
+        nb.assert_no_errors()
+        players = page.locator(".funmusic-live")
+        expect(players).to_have_count(2, timeout=WAIT_MS)
+        complete = f"p.song.complete && p.song.store.length === {len(expected.audio)}"
+        for i in range(2):
+            wait_player(page, players.nth(i), complete)
+        # Two views, one song: the bytes are kept once, at model level.
+        first_song = "document.querySelector('.funmusic-live').__funmusicPlayer.song"
+        assert player_js(players.nth(1), f"p.song === {first_song}")
+        # No card in this notebook: after its search the live player stays the player.
+        page.wait_for_function(f"() => {first_song}.handoff", timeout=WAIT_MS)
+        expect(players.first).not_to_have_attribute("data-state", "handed-over")
+
+        # Save (the outputs hold the widget's model id), then reload while the kernel lives.
+        nb.command("docmanager:save")
+        page.wait_for_function(
+            "() => !window.jupyterapp.shell.currentWidget.context.model.dirty", timeout=WAIT_MS
+        )
+        page.reload()
+        page.wait_for_function(
+            "() => window.jupyterapp && window.jupyterapp.shell.currentWidget", timeout=WAIT_MS
+        )
+        nb.wait_kernel_idle()
+        players = page.locator(".funmusic-live")
+        expect(players).to_have_count(2, timeout=WAIT_MS)
+        player = players.first
+        # A new page, new models: the kernel sent nothing new, every byte came through `need`.
+        wait_player(page, player, complete)
+        expect(player.locator(".funmusic-live-time")).to_have_text(re.compile(r"^0:00 / 0:3\d$"))
+        with page.expect_download() as info:
+            player.get_by_role("button", name="Download").click()
+        download = info.value
+        assert download.suggested_filename == "Summer-party.mp3"
+        path = tmp_path / download.suggested_filename
+        download.save_as(path)
+        assert path.read_bytes() == expected.audio
+        screenshot(nb, tmp_path / "complete-not-played.png")
+    finally:
+        lab_server.shutdown_kernels()

@@ -167,10 +167,10 @@ class LiveSong {
       views.sort((a, b) => b.score() - a.score());
       const view = views.find((v) => v.score() > 0) || null;
       let report = { position: null, playing: false };
-      if (!card) report.card = false;
+      if (!card) report.card = false; // no card to go to: the live player stays the player
       else if (view) report = await view.handOverTo(card);
-      this.handedOver = true;
-      for (const v of this.views) v.afterHandoff(view);
+      this.handedOver = !!card && !report.error;
+      for (const v of [...this.views]) v.afterHandoff(view, this.handedOver);
       this.model.send({ type: "handed-over", ...report });
       this.emit();
       return report;

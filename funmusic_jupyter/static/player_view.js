@@ -308,9 +308,10 @@ export class PlayerView {
     return report;
   }
 
-  afterHandoff(fromView) {
-    this.handedOver = true;
-    if (this !== fromView && this.engine && this.engine.playing) this.engine.pause();
+  afterHandoff(fromView, handedOver) {
+    this.handedOver = handedOver;
+    this.transferring = false;
+    if (handedOver && this !== fromView && this.engine && this.engine.playing) this.engine.pause();
     if (this.removed) this.destroy();
     else this.schedule();
   }
@@ -324,7 +325,7 @@ export class PlayerView {
       this.song.startHandoff(this);
       return;
     }
-    if (!this.transferring || this.song.handedOver) this.destroy();
+    if (!this.transferring) this.destroy();
   }
 
   destroy() {
