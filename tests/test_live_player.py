@@ -42,7 +42,8 @@ PROMPT = "upbeat dance party happy summer"
 SPEED = 4.0
 WAIT_MS = 30_000
 
-CELL = """\
+# Written next to the notebooks (the kernel's working directory), so each cell is one call.
+HELPER = """\
 import threading, traceback
 import funmusic_jupyter as fm
 from funmusic_jupyter._live import LivePlayer
@@ -50,38 +51,47 @@ from funmusic_jupyter._render import audio_html
 from funmusic_jupyter.simulator import SimulatorServer
 from IPython.display import HTML, display
 
-sim = SimulatorServer(speed={speed}).__enter__()  # lives as long as the kernel
-player = LivePlayer(format={fmt!r}, title="Summer party", handoff_id="song-1", engine={engine!r})
-live = display(player, display_id=True)
-card = display(HTML(""), display_id=True)
 
-def stream_song():
-    try:
-        with fm.stream(prompt={prompt!r}, format={fmt!r}, base_url=sim.base_url) as stream:
-            for event in stream:
-                if isinstance(event, fm.AudioChunk):
-                    player.feed(event.data)
-                else:
-                    song = event.song
-        if {with_card}:
-            markup = audio_html(song.audio, {fmt!r}).replace(
-                "<audio ", '<audio data-funmusic-handoff="song-1" ', 1)
-            card.update(HTML('<div class="test-card">' + markup + '</div>'))
-        player.finish("complete")
-        handed = player.wait_handed_over(20)
-        if {with_card}:
-            live.update(HTML(f'<div class="test-live-gone" data-handed="{{handed}}"></div>'))
-    except BaseException:
-        card.update(HTML('<pre class="test-error">' + traceback.format_exc() + '</pre>'))
+def stream_song(fmt, *, prompt, speed, engine="auto", autoplay=False, with_card=True,
+                remove_first=False):
+    sim = SimulatorServer(speed=speed).__enter__()  # lives as long as the kernel
+    player = LivePlayer(format=fmt, title="Summer party", handoff_id="song-1", engine=engine,
+                        autoplay=autoplay)
+    live = display(player, display_id=True)
+    card = display(HTML(""), display_id=True)
 
-threading.Thread(target=stream_song, daemon=True).start()
+    def run():
+        try:
+            with fm.stream(prompt=prompt, format=fmt, base_url=sim.base_url) as stream:
+                for event in stream:
+                    if isinstance(event, fm.AudioChunk):
+                        player.feed(event.data)
+                    else:
+                        song = event.song
+            if with_card:
+                markup = audio_html(song.audio, fmt).replace(
+                    "<audio ", '<audio data-funmusic-handoff="song-1" ', 1)
+                card.update(HTML('<div class="test-card">' + markup + '</div>'))
+            if remove_first:  # the live display goes before `end`: the view's cleanup hands over
+                live.update(HTML('<div class="test-live-gone" data-handed="True"></div>'))
+            player.finish("complete")
+            handed = player.wait_handed_over(20)
+            if with_card and not remove_first:
+                live.update(HTML(f'<div class="test-live-gone" data-handed="{handed}"></div>'))
+        except BaseException:
+            card.update(HTML('<pre class="test-error">' + traceback.format_exc() + '</pre>'))
+
+    threading.Thread(target=run, daemon=True).start()
+    return player
 """
 
 
-def song_cell(
-    fmt: str, *, speed: float = SPEED, engine: str = "auto", with_card: bool = True
-) -> str:
-    return CELL.format(fmt=fmt, speed=speed, engine=engine, prompt=PROMPT, with_card=with_card)
+def song_cell(fmt: str, *, speed: float = SPEED, **options: object) -> str:
+    args = "".join(f", {k}={v!r}" for k, v in options.items())
+    return (
+        "from live_song import stream_song\n"
+        f"player = stream_song({fmt!r}, prompt={PROMPT!r}, speed={speed}{args})"
+    )
 
 
 # -- fixtures ----------------------------------------------------------------------------------
@@ -89,6 +99,7 @@ def _server(factory: pytest.TempPathFactory, app: str) -> Iterator[LabServer]:
     chromium_or_skip()
     server = LabServer(factory.mktemp(app), app=app)
     server.start()
+    (server.root / "live_song.py").write_text(HELPER)
     try:
         yield server
     finally:
@@ -310,6 +321,7 @@ def test_plays_while_streaming_and_hands_over(
         screenshot(nb, tmp_path / f"live-{fmt}-{engine}-{app}.png")
         assert_seeks(page, player)
         record = assert_handed_over(page, nb)
+        assert record["reason"] == "end"
         screenshot(nb, tmp_path / f"handed-over-{fmt}-{engine}-{app}.png")
         save_figures(tmp_path, **timing, handoff=record)
     finally:
@@ -363,12 +375,7 @@ def test_late_and_reloaded_views_get_every_byte_and_download_it(
         page.wait_for_function(f"() => {first_song}.handoff", timeout=WAIT_MS)
         expect(players.first).not_to_have_attribute("data-state", "handed-over")
 
-        # Save (the outputs hold the widget's model id), then reload while the kernel lives.
-        nb.command("docmanager:save")
-        page.wait_for_function(
-            "() => !window.jupyterapp.shell.currentWidget.context.model.dirty", timeout=WAIT_MS
-        )
-        page.reload()
+        save_and_reload(nb)
         page.wait_for_function(
             "() => window.jupyterapp && window.jupyterapp.shell.currentWidget", timeout=WAIT_MS
         )
@@ -387,5 +394,84 @@ def test_late_and_reloaded_views_get_every_byte_and_download_it(
         download.save_as(path)
         assert path.read_bytes() == expected.audio
         screenshot(nb, tmp_path / "complete-not-played.png")
+    finally:
+        lab_server.shutdown_kernels()
+
+
+@pytest.mark.parametrize("fmt", ["mp3", "wav"])
+def test_autoplay_after_shift_enter(
+    fmt: str, lab_server: LabServer, page: Page, tmp_path: Path
+) -> None:
+    """``autoplay=True``: the user ran the cell with Shift+Enter, so the browser lets it play."""
+    try:
+        nb = LabPage.open(lab_server, page, f"autoplay_{fmt}", [song_cell(fmt, autoplay=True)])
+        nb.cell(0).locator(".jp-InputArea-prompt").click()  # select the cell, as a user does
+        page.keyboard.press("Shift+Enter")
+        player = nb.output(0).locator(".funmusic-live")
+        expect(player).to_have_count(1, timeout=WAIT_MS)
+        wait_player(page, player, "p.engine.playing && p.engine.position > 0.3")
+        assert player_js(player, "p.song.complete") is False
+        expect(player.get_by_role("button", name="Pause")).to_be_visible()
+    finally:
+        lab_server.shutdown_kernels()
+
+
+def save_and_reload(nb: LabPage) -> None:
+    """Save (the outputs keep the widget's model id) and reload while the kernel lives."""
+    page = nb.page
+    nb.command("docmanager:save")
+    page.wait_for_function(
+        "() => !window.jupyterapp.shell.currentWidget.context.model.dirty", timeout=WAIT_MS
+    )
+    page.reload()
+
+
+def test_autoplay_refused_without_user_activation_says_press_play(
+    lab_server: LabServer, page: Page, tmp_path: Path
+) -> None:
+    """A page with no user activation (reloaded while the song streams): the browser refuses
+    autoplay, the player says "press Play", and Play works.
+
+    Playwright evaluates its scripts (evaluate, wait_for_function, expect) with a user gesture,
+    which would give the page activation: after the reload this test only reads the page
+    through a CDP session's plain Runtime.evaluate, until it clicks Play."""
+    try:
+        cell = song_cell("mp3", autoplay=True, speed=1.5)
+        nb, player = start_song(lab_server, page, "autoplay_refused", cell)
+        save_and_reload(nb)
+        cdp = page.context.new_cdp_session(page)
+
+        def js(expression: str) -> Any:
+            reply = cdp.send("Runtime.evaluate", {"expression": expression, "returnByValue": True})
+            return reply["result"].get("value")
+
+        status = "document.querySelector('.funmusic-live-status')?.textContent"
+        deadline = time.monotonic() + WAIT_MS / 1000
+        while "autoplay" not in (js(status) or "") and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert js(status) == "The browser blocked autoplay: press Play.", js(status)
+        assert js("navigator.userActivation.hasBeenActive") is False
+        view = "document.querySelector('.funmusic-live').__funmusicPlayer"
+        assert js(f"{view}.engine.playing") is False
+        assert js(f"{view}.song.complete") is False
+        page.screenshot(path=str(tmp_path / "autoplay-refused.png"))
+        player = page.locator(".funmusic-live")
+        player.get_by_role("button", name="Play").click()
+        wait_player(page, player, "p.engine.playing && p.engine.position > 0.3")
+    finally:
+        lab_server.shutdown_kernels()
+
+
+def test_removing_a_playing_view_hands_over_in_its_cleanup(
+    lab_server: LabServer, page: Page, tmp_path: Path
+) -> None:
+    """The live display is removed before `end` (a front end that does not wait): the view's
+    cleanup hands playback to the card, which goes on from the same position."""
+    try:
+        cell = song_cell("mp3", remove_first=True)
+        nb, player = start_song(lab_server, page, "removed_first", cell)
+        click_play_when_ready(page, player)
+        record = assert_handed_over(page, nb)
+        assert (record["engine"], record["reason"]) == ("mse", "view removed")
     finally:
         lab_server.shutdown_kernels()

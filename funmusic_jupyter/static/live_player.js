@@ -168,7 +168,7 @@ class LiveSong {
       const view = views.find((v) => v.score() > 0) || null;
       let report = { position: null, playing: false };
       if (!card) report.card = false; // no card to go to: the live player stays the player
-      else if (view) report = await view.handOverTo(card);
+      else if (view) report = await view.handOverTo(card, fromView ? "view removed" : "end");
       this.handedOver = !!card && !report.error;
       for (const v of [...this.views]) v.afterHandoff(view, this.handedOver);
       this.model.send({ type: "handed-over", ...report });

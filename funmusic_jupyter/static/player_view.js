@@ -263,11 +263,12 @@ export class PlayerView {
    * stop the live audio only once the card plays (a few ms of overlap, no gap, no restart).
    * Playing the card needs no new click: the click on Play gave the page sticky activation.
    */
-  async handOverTo(card) {
+  async handOverTo(card, reason) {
     const e = this.engine;
     this.transferring = true;
     const record = {
       id: this.model.get("handoff_id"),
+      reason, // "end" (the song completed) or "view removed" (before `end`)
       engine: this.song.engine,
       playing: e.playing,
       livePosition: e.position,
