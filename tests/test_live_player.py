@@ -475,3 +475,36 @@ def test_removing_a_playing_view_hands_over_in_its_cleanup(
         assert (record["engine"], record["reason"]) == ("mse", "view removed")
     finally:
         lab_server.shutdown_kernels()
+
+
+@pytest.mark.parametrize(
+    ("remove", "engine"),
+    [
+        # Firefox: no audio/mpeg Media Source Extensions; MP3 goes through Web Audio by itself.
+        (["MediaSource", "ManagedMediaSource"], "webaudio"),
+        # Neither Media Source Extensions nor Web Audio: the player says so.
+        (["MediaSource", "ManagedMediaSource", "AudioContext", "OfflineAudioContext"], "none"),
+    ],
+)
+def test_browsers_without_mse_or_web_audio(
+    remove: list[str], engine: str, lab_server: LabServer, page: Page, tmp_path: Path
+) -> None:
+    page.context.add_init_script("".join(f"delete window.{name};" for name in remove))
+    try:
+        nb, player = start_song(lab_server, page, f"no_{engine}", song_cell("mp3"))
+        expect(player).to_have_attribute("data-engine", engine, timeout=WAIT_MS)
+        if engine == "webaudio":
+            click_play_when_ready(page, player)
+            assert_sound_while_streaming(page, player)
+        else:
+            expect(player.locator(".funmusic-live-status")).to_have_text(
+                "Live playback is not available in this browser; "
+                "the player appears when the song is done."
+            )
+            expect(player.get_by_role("button", name="Play")).to_be_disabled()
+            # The bytes still arrive: Download works, and the waveform is not drawn (no decoder).
+            wait_player(page, player, "p.song.store.length > 0")
+            expect(player.get_by_role("button", name="Download")).to_be_enabled()
+            screenshot(nb, tmp_path / "unsupported.png")
+    finally:
+        lab_server.shutdown_kernels()

@@ -147,7 +147,10 @@ export class PlayerView {
     if (this.engine.error) return `Live playback failed: ${this.engine.error}.`;
     if (this.song.decodeError && this.song.engine === "webaudio") return `Cannot play live: ${this.song.decodeError}.`;
     if (state === "buffering") return "Buffering…";
-    if ((status === "stopped" || status === "failed") && message) return message;
+    if (status === "stopped" || status === "failed") {
+      if (message) return message;
+      if (state === "waiting") return status === "stopped" ? "Stopped before any audio arrived." : "Failed before any audio arrived.";
+    }
     if (this.note && (state === "ready" || state === "paused")) return this.note;
     if (state === "waiting") return "Waiting for the first audio…";
     if (state === "ready") return status === "complete" ? "Ready" : "Streaming: press Play";
