@@ -175,7 +175,7 @@ export class PlayerView {
     this.play.setAttribute("aria-label", playing ? "Pause" : "Play");
     this.play.textContent = playing ? "❚❚" : "▶";
     this.time.textContent = total ? `${clock(position)} / ${clock(total)}` : `${clock(position)} / ${clock(received)} received`;
-    this.status.textContent = this.statusText(state);
+    this.status.textContent = this.status.title = this.statusText(state); // title: when cut off
     this.download.disabled = song.store.length === 0;
     drawWaveform(this.canvas, song.peaks, { position, received: Math.max(received, song.peaks.seconds), total });
     this.canvas.dataset.bins = String(drawnBins(song.peaks));
