@@ -371,9 +371,12 @@ def test_late_and_reloaded_views_get_every_byte_and_download_it(
         # Two views, one song: the bytes are kept once, at model level.
         first_song = "document.querySelector('.funmusic-live').__funmusicPlayer.song"
         assert player_js(players.nth(1), f"p.song === {first_song}")
-        # No card in this notebook: after its search the live player stays the player.
-        page.wait_for_function(f"() => {first_song}.handoff", timeout=WAIT_MS)
-        expect(players.first).not_to_have_attribute("data-state", "handed-over")
+        # No card in this notebook: after its search (10 s) the live player stays the player.
+        report = page.wait_for_function(f"() => {first_song}.handoffReport", timeout=WAIT_MS)
+        assert report.json_value() == {"position": None, "playing": False, "card": False}
+        for i in range(2):
+            expect(players.nth(i)).to_have_attribute("data-state", "ready")
+            expect(players.nth(i).get_by_role("button", name="Play")).to_be_enabled()
 
         save_and_reload(nb)
         page.wait_for_function(
@@ -409,9 +412,15 @@ def test_autoplay_after_shift_enter(
         page.keyboard.press("Shift+Enter")
         player = nb.output(0).locator(".funmusic-live")
         expect(player).to_have_count(1, timeout=WAIT_MS)
+        # Polled every animation frame: when the playhead first moves, in the page's clock.
+        wait_player(
+            page, player, "p.engine.position > 0 && (p.song.stats.movedAt ||= performance.now())"
+        )
         wait_player(page, player, "p.engine.playing && p.engine.position > 0.3")
         assert player_js(player, "p.song.complete") is False
         expect(player.get_by_role("button", name="Pause")).to_be_visible()
+        moved = player_js(player, "p.song.stats.movedAt - p.song.stats.firstChunkAt")
+        save_figures(tmp_path, first_chunk_in_browser_to_playhead_moving_ms=moved)
     finally:
         lab_server.shutdown_kernels()
 

@@ -54,6 +54,7 @@ class LiveSong {
     this.views = new Set();
     this.listeners = new Set();
     this.handoff = null; // the hand-over, once started (a Promise)
+    this.handoffReport = null; // … and what it reported, once done
     this.handedOver = false;
     this.need = { offset: -1, at: 0 };
     this.format = model.get("format");
@@ -172,6 +173,7 @@ class LiveSong {
       this.handedOver = !!card && !report.error;
       for (const v of [...this.views]) v.afterHandoff(view, this.handedOver);
       this.model.send({ type: "handed-over", ...report });
+      this.handoffReport = report;
       this.emit();
       return report;
     })();
