@@ -54,6 +54,7 @@ class LiveSong {
     this.views = new Set();
     this.listeners = new Set();
     this.handoff = null; // the hand-over, once started (a Promise)
+    this.handoffReport = null; // … and what it reported, once done
     this.handedOver = false;
     this.need = { offset: -1, at: 0 };
     this.format = model.get("format");
@@ -167,11 +168,12 @@ class LiveSong {
       views.sort((a, b) => b.score() - a.score());
       const view = views.find((v) => v.score() > 0) || null;
       let report = { position: null, playing: false };
-      if (!card) report.card = false;
-      else if (view) report = await view.handOverTo(card);
-      this.handedOver = true;
-      for (const v of this.views) v.afterHandoff(view);
+      if (!card) report.card = false; // no card to go to: the live player stays the player
+      else if (view) report = await view.handOverTo(card, fromView ? "view removed" : "end");
+      this.handedOver = !!card && !report.error;
+      for (const v of [...this.views]) v.afterHandoff(view, this.handedOver);
       this.model.send({ type: "handed-over", ...report });
+      this.handoffReport = report;
       this.emit();
       return report;
     })();

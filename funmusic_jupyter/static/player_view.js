@@ -31,6 +31,29 @@ function audioHolder() {
   return holder;
 }
 
+/**
+ * Route the player's keys from `window`, in the capture phase. JupyterLab and Notebook 7 handle
+ * keys at document level before they reach an output (Notebook 7 swallows the arrow keys there,
+ * and Enter means "edit the cell"); a window capture listener runs before those. Installed once
+ * per page, whichever player module instance comes first.
+ */
+function routeKeys() {
+  if (window.__funmusicKeyRouter) return;
+  window.__funmusicKeyRouter = true;
+  window.addEventListener(
+    "keydown",
+    (e) => {
+      const root = e.target instanceof Element ? e.target.closest(".funmusic-live") : null;
+      const view = root && root.__funmusicPlayer;
+      if (view && view.handleKey(e)) {
+        e.preventDefault();
+        e.stopImmediatePropagation();
+      }
+    },
+    true,
+  );
+}
+
 function event(target, name, timeoutMs) {
   return new Promise((resolve) => {
     const timer = setTimeout(() => resolve(null), timeoutMs);
@@ -84,9 +107,11 @@ export class PlayerView {
     this.canvas.setAttribute("aria-label", "Seek within the received audio");
     this.canvas.setAttribute("aria-valuemin", "0");
     this.canvas.addEventListener("click", (e) => this.seekClick(e));
-    this.canvas.addEventListener("keydown", (e) => this.seekKey(e));
     const row = element("div", { className: "funmusic-live-row" }, this.play, this.titleText, this.time, this.status, this.download);
     this.root = element("div", { className: "funmusic-live" }, row, this.canvas);
+    // Keys pressed in the player are the player's, not the notebook's command-mode shortcuts.
+    this.root.setAttribute("data-lm-suppress-shortcuts", "true");
+    routeKeys();
     this.root.__funmusicPlayer = this; // for the browser tests: engine, song and stats
     el.appendChild(this.root);
   }
@@ -122,7 +147,10 @@ export class PlayerView {
     if (this.engine.error) return `Live playback failed: ${this.engine.error}.`;
     if (this.song.decodeError && this.song.engine === "webaudio") return `Cannot play live: ${this.song.decodeError}.`;
     if (state === "buffering") return "Buffering…";
-    if ((status === "stopped" || status === "failed") && message) return message;
+    if (status === "stopped" || status === "failed") {
+      if (message) return message;
+      if (state === "waiting") return status === "stopped" ? "Stopped before any audio arrived." : "Failed before any audio arrived.";
+    }
     if (this.note && (state === "ready" || state === "paused")) return this.note;
     if (state === "waiting") return "Waiting for the first audio…";
     if (state === "ready") return status === "complete" ? "Ready" : "Streaming: press Play";
@@ -147,7 +175,7 @@ export class PlayerView {
     this.play.setAttribute("aria-label", playing ? "Pause" : "Play");
     this.play.textContent = playing ? "❚❚" : "▶";
     this.time.textContent = total ? `${clock(position)} / ${clock(total)}` : `${clock(position)} / ${clock(received)} received`;
-    this.status.textContent = this.statusText(state);
+    this.status.textContent = this.status.title = this.statusText(state); // title: when cut off
     this.download.disabled = song.store.length === 0;
     drawWaveform(this.canvas, song.peaks, { position, received: Math.max(received, song.peaks.seconds), total });
     this.canvas.dataset.bins = String(drawnBins(song.peaks));
@@ -195,17 +223,28 @@ export class PlayerView {
     this.seekTo(((e.clientX - rect.left) / rect.width) * span);
   }
 
+  /** A key pressed in the player (see routeKeys): true if it was the player's to handle. */
+  handleKey(e) {
+    if (e.altKey || e.ctrlKey || e.metaKey) return false;
+    if (e.target === this.canvas) return this.seekKey(e);
+    if (e.target instanceof HTMLButtonElement && (e.key === "Enter" || e.key === " ")) {
+      if (!e.target.disabled) e.target.click();
+      return true;
+    }
+    return false;
+  }
+
   seekKey(e) {
-    if (!this.engine) return;
+    if (!this.engine) return false;
     const now = this.engine.position;
     const steps = {
       ArrowRight: now + SEEK_STEP, ArrowUp: now + SEEK_STEP, ArrowLeft: now - SEEK_STEP,
       ArrowDown: now - SEEK_STEP, PageUp: now + SEEK_PAGE, PageDown: now - SEEK_PAGE,
       Home: 0, End: this.engine.received - 1,
     };
-    if (!(e.key in steps)) return;
-    e.preventDefault();
+    if (!(e.key in steps)) return false;
     this.seekTo(steps[e.key]);
+    return true;
   }
 
   /** Download what arrived so far: the whole file once the song is complete. */
@@ -227,11 +266,12 @@ export class PlayerView {
    * stop the live audio only once the card plays (a few ms of overlap, no gap, no restart).
    * Playing the card needs no new click: the click on Play gave the page sticky activation.
    */
-  async handOverTo(card) {
+  async handOverTo(card, reason) {
     const e = this.engine;
     this.transferring = true;
     const record = {
       id: this.model.get("handoff_id"),
+      reason, // "end" (the song completed) or "view removed" (before `end`)
       engine: this.song.engine,
       playing: e.playing,
       livePosition: e.position,
@@ -272,9 +312,10 @@ export class PlayerView {
     return report;
   }
 
-  afterHandoff(fromView) {
-    this.handedOver = true;
-    if (this !== fromView && this.engine && this.engine.playing) this.engine.pause();
+  afterHandoff(fromView, handedOver) {
+    this.handedOver = handedOver;
+    this.transferring = false;
+    if (handedOver && this !== fromView && this.engine && this.engine.playing) this.engine.pause();
     if (this.removed) this.destroy();
     else this.schedule();
   }
@@ -288,7 +329,7 @@ export class PlayerView {
       this.song.startHandoff(this);
       return;
     }
-    if (!this.transferring || this.song.handedOver) this.destroy();
+    if (!this.transferring) this.destroy();
   }
 
   destroy() {
