@@ -267,7 +267,9 @@ def test_cancel_mid_stream_keeps_the_partial_and_the_panel_usable(
     assert job.partial_path.stat().st_size > 0
     sidecar = json.loads(sidecar_path(job.partial_path).read_text(encoding="utf-8"))
     assert sidecar["complete"] is False
-    assert "Song stopped" in panel.result.value
+    assert "Stopped at " in panel.result.value and "funmusic-error" not in panel.result.value
+    assert panel.status.value.startswith("Stopped at ") and "Cancelled" not in panel.status.value
+    assert panel.progress.bar_style == ""
     assert str(job.partial_path) in panel.result.value
     assert "Traceback" not in panel.result.value
     assert panel.history == ()
@@ -430,6 +432,8 @@ def test_bad_arguments_fail_in_one_line(sim: SimulatorServer) -> None:
         FunMusicPanel(gender="robot", base_url=sim.base_url)
     with pytest.raises(ValidationError, match="mode must be one of"):
         FunMusicPanel(mode="poem", base_url=sim.base_url)
+    with pytest.raises(ValidationError, match="embed_limit must be a whole number of bytes >= 0"):
+        FunMusicPanel(embed_limit=-5, base_url=sim.base_url)
     with pytest.raises(ConfigurationError, match="backend 'api' needs an API key"):
         FunMusicPanel(backend="api")
 
