@@ -191,8 +191,8 @@ class FunMusicMagics(Magics):
 
         Defaults: ``%config FunMusicMagics.gender = "male"`` (also format, stream, backend,
         base_url, endpoint, output_dir, price_per_second, currency, connect_timeout,
-        read_timeout, idle_timeout). The cell body is sent exactly as typed: no ``{}`` or ``$``
-        expansion.
+        read_timeout, idle_timeout, embed_limit: WAV songs over it are embedded as an MP3
+        preview). The cell body is sent exactly as typed: no ``{}`` or ``$`` expansion.
         """
         if cell is None:
             self._line(line)
