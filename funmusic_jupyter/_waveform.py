@@ -22,6 +22,7 @@ the outputs of an untrusted notebook, e.g. one reopened elsewhere) drops ``<svg>
 from __future__ import annotations
 
 import base64
+import html
 import struct
 import zlib
 from collections.abc import Iterator
@@ -191,7 +192,7 @@ def waveform_png(peaks: list[float], *, height: int = _HEIGHT) -> bytes:
 def waveform_html(peaks: list[float], *, label: str = "Waveform of the song") -> str:
     """An ``<img>`` of the peaks, full width, a data URI (no file, no network)."""
     data = base64.b64encode(waveform_png(peaks)).decode("ascii")
-    alt = label.replace("&", "&amp;").replace('"', "&quot;").replace("<", "&lt;")
+    alt = html.escape(label, quote=True)
     return (
         f'<img class="funmusic-waveform" alt="{alt}" src="data:image/png;base64,{data}"'
         f' style="display: block; width: 100%; height: {_HEIGHT}px; margin: 4px 0 2px;">'
