@@ -329,7 +329,31 @@ def test_broken_stream_shows_the_error_and_saves_the_partial(
     assert job.partial_path is not None and job.partial_path.stat().st_size > 0
     assert "Song failed" in panel.result.value
     assert "Partial audio saved to" in panel.result.value
+    # A real failure stays red, and still plays what arrived.
+    assert "funmusic-error" in panel.result.value and "PARTIAL" in panel.result.value
+    assert panel.result.value.count("<audio") == 1
+    assert panel.status.value.startswith("Failed: ") and panel.progress.bar_style == "danger"
     assert not panel.generate_button.disabled
+    panel.close()
+
+
+def test_embed_limit_gives_wav_songs_a_preview_and_show_reuses_the_card(
+    sim: SimulatorServer, tmp_path: Path
+) -> None:
+    panel = FunMusicPanel(base_url=sim.base_url, output_dir=tmp_path, embed_limit=0)
+    panel.stream.value = False
+    panel.format.value = "wav"
+    panel.text.value = LYRICS
+    panel.generate_button.click()
+    song = panel.wait(TIMEOUT)
+    wait_until(lambda: not panel.busy)
+    assert song is not None and song.format == "wav"
+    card = panel.result.value
+    assert "data:audio/mpeg;base64," in card and "data:audio/wav" not in card
+    assert "Preview: an MP3 at " in card and 'class="funmusic-wav-link"' in card
+    panel.result.value = ""
+    panel.show_button.click()
+    assert panel.result.value == card  # built once on the worker thread, not encoded again
     panel.close()
 
 
