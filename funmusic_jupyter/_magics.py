@@ -31,7 +31,7 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class
 from IPython.display import DisplayHandle
 from IPython.display import display as _ipython_display
-from traitlets import Bool, CaselessStrEnum, Float, TraitError, Unicode, validate
+from traitlets import Bool, CaselessStrEnum, Float, Int, TraitError, Unicode, validate
 
 from . import _render
 from ._config import resolve_settings
@@ -121,6 +121,11 @@ class FunMusicMagics(Magics):
     progress_interval = Float(
         0.25, help="Minimum seconds between two progress updates of a cell's output."
     ).tag(config=True)
+    embed_limit = Int(
+        _render.DEFAULT_EMBED_LIMIT,
+        help="WAV songs over this many bytes are embedded in the notebook as an MP3 preview, "
+        "with a link to the full WAV on disk (MP3 songs are always embedded whole).",
+    ).tag(config=True)
 
     def __init__(self, shell: Any = None, **kwargs: Any) -> None:
         super().__init__(shell=shell, **kwargs)
@@ -143,10 +148,17 @@ class FunMusicMagics(Magics):
         "price_per_second", "connect_timeout", "read_timeout", "idle_timeout", "progress_interval"
     )
     def _non_negative(self, proposal: Any) -> float:
-        value = float(proposal["value"])
+        value = float(proposal["value"])  # NaN is refused too: it is not >= 0
         if value < 0:
             name = proposal["trait"].name
             raise TraitError(f"FunMusicMagics.{name} must be >= 0; got {value!r}")
+        return value
+
+    @validate("embed_limit")
+    def _embed_limit_non_negative(self, proposal: Any) -> int:
+        value = int(proposal["value"])
+        if value < 0:
+            raise TraitError(f"FunMusicMagics.embed_limit must be >= 0 bytes; got {value!r}")
         return value
 
     # -- the magic ---------------------------------------------------------------------------
@@ -194,8 +206,8 @@ class FunMusicMagics(Magics):
 
         Defaults: ``%config FunMusicMagics.gender = "male"`` (also format, stream, backend,
         base_url, endpoint, output_dir, price_per_second, currency, connect_timeout,
-        read_timeout, idle_timeout). The cell body is sent exactly as typed: no ``{}`` or ``$``
-        expansion.
+        read_timeout, idle_timeout, embed_limit: WAV songs over it are embedded as an MP3
+        preview). The cell body is sent exactly as typed: no ``{}`` or ``$`` expansion.
         """
         if cell is None:
             self._line(line)
@@ -363,6 +375,8 @@ class FunMusicMagics(Magics):
                 partial_path=job.partial_path,
                 title=job.request.text,
                 notes=notes,
+                fmt=job.request.format,
+                embed_limit=self.embed_limit,
                 handoff_id=handoff_id,
             )
         also_saved: list[Path] = [job.saved_path] if job.saved_path else []
@@ -380,6 +394,7 @@ class FunMusicMagics(Magics):
             currency=self.currency,
             notes=notes,
             also_saved=also_saved,
+            embed_limit=self.embed_limit,
             handoff_id=handoff_id,
         )
 
@@ -439,8 +454,7 @@ class FunMusicMagics(Magics):
         lines = []
         for job in stopped:
             job.wait(_STOP_WAIT)
-            saved = f", partial audio saved to {job.partial_path}" if job.partial_path else ""
-            lines.append(f"stopped song {job.id} ({job.state}{saved})")
+            lines.append(f"Song {job.id}: {_render.stopped_text(job)}")
         display({"text/plain": "\n".join(lines) or "no song is running"}, raw=True)
 
     def _config(self) -> None:
@@ -450,7 +464,8 @@ class FunMusicMagics(Magics):
             for name in (
                 "gender", "format", "stream", "model", "backend", "base_url", "endpoint",
                 "output_dir", "price_per_second", "currency", "connect_timeout",
-                "read_timeout", "idle_timeout", "autoplay", "live_player", "progress_interval",
+                "read_timeout", "idle_timeout", "progress_interval", "embed_limit", "autoplay",
+                "live_player",
             )
         }
         rows["output_dir"] = f"{self.output_dir} ({Path(self.output_dir).expanduser().resolve()})"

@@ -151,10 +151,17 @@ class Song:
     def __repr__(self) -> str:
         return self.summary()
 
-    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
-        from ._render import song_html  # render lazily: the module is only needed in notebooks
+    def _repr_mimebundle_(
+        self, include: Any = None, exclude: Any = None, *, embed_limit: int | None = None
+    ) -> dict[str, str]:
+        """The song card. ``embed_limit`` (bytes) defaults to ``FunMusicMagics.embed_limit``
+        when the extension is loaded, else about 8 MB: a WAV over it is embedded as an MP3
+        preview with a link to the saved file."""
+        from . import _render  # render lazily: the module is only needed in notebooks
 
-        return {"text/plain": self.summary(), "text/html": song_html(self)}
+        if embed_limit is None:
+            embed_limit = _render.configured_embed_limit()
+        return _render.song_bundle(self, embed_limit=embed_limit)
 
 
 @dataclass(frozen=True)

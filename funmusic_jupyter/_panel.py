@@ -140,6 +140,9 @@ class FunMusicPanel(widgets.VBox):  # type: ignore[misc]
         ``{"X-FunMusic-Fault": "drop-after=3"}`` to see what a broken stream looks like.
     ``model``, ``connect_timeout``, ``idle_timeout``
         Passed on to the request and the client.
+    ``embed_limit``
+        WAV songs over this many bytes are shown with an MP3 preview and a link to the full
+        WAV on disk, so a saved notebook stays small (default about 8 MB).
 
     ``autoplay`` (also a trait: ``panel.autoplay = True``)
         Start playing a streamed song as soon as its first audio arrives. A streamed song
@@ -171,6 +174,7 @@ class FunMusicPanel(widgets.VBox):  # type: ignore[misc]
         headers: Mapping[str, str] | None = None,
         connect_timeout: float = 10.0,
         idle_timeout: float = 60.0,
+        embed_limit: int = _render.DEFAULT_EMBED_LIMIT,
         autoplay: bool = False,
         **kwargs: Any,
     ) -> None:
@@ -181,6 +185,10 @@ class FunMusicPanel(widgets.VBox):  # type: ignore[misc]
             if value not in allowed:
                 raise ValidationError(f"{name} must be one of {', '.join(allowed)}; got {value!r}")
         preference = stream_preference(stream)
+        if isinstance(embed_limit, bool) or not isinstance(embed_limit, int) or embed_limit < 0:
+            raise ValidationError(
+                f"embed_limit must be a whole number of bytes >= 0; got {embed_limit!r}"
+            )
         if not isinstance(price_per_second, (int, float)) or price_per_second < 0:
             raise ValidationError(
                 f"price_per_second must be a number >= 0; got {price_per_second!r}"
@@ -196,6 +204,10 @@ class FunMusicPanel(widgets.VBox):  # type: ignore[misc]
         self._output_dir = Path(output_dir or DEFAULT_OUTPUT_DIR).expanduser().resolve()
         self._connect_timeout = connect_timeout
         self._idle_timeout = idle_timeout
+        self._embed_limit = embed_limit
+        # Each song's card, built once on the worker thread: Show puts it back without
+        # encoding a WAV preview again on the kernel's main thread.
+        self._cards: dict[int, str] = {}
         self.headers: dict[str, str] = dict(headers or {})
         # Resolved now so a bad setting fails here, in the cell, as one line.
         self._settings: Settings = resolve_settings(
@@ -573,16 +585,19 @@ class FunMusicPanel(widgets.VBox):  # type: ignore[misc]
             )
         song = job.song
         if song is not None:
-            with self._lock:
-                self._songs.append(song)
-                self._refresh_history(select_newest=True)
-            self.result.value = _render.song_html(
+            card = _render.song_html(
                 song,
                 price_per_second=self._price,
                 currency=self._currency,
                 notes=notes,
+                embed_limit=self._embed_limit,
                 handoff_id=run.live.handoff_id if run.live else None,
             )
+            with self._lock:
+                self._cards[id(song)] = card
+                self._songs.append(song)
+                self._refresh_history(select_newest=True)
+            self.result.value = card
             self.progress.value = 1.0
             self.progress.bar_style = "success"
             where = f" · saved to {job.saved_path}" if job.saved_path else " · not saved"
@@ -613,13 +628,18 @@ class FunMusicPanel(widgets.VBox):  # type: ignore[misc]
             partial_path=partial_path,
             title=run.request.text,
             notes=run.notes,
+            fmt=run.request.format,
+            embed_limit=self._embed_limit,
             handoff_id=run.live.handoff_id if run.live else None,
         )
-        cancelled = job is not None and job.state == "cancelled"
-        self.progress.bar_style = "warning" if cancelled else "danger"
-        what = "Stopped" if cancelled else "Failed"
+        if job is not None and job.state == "cancelled":
+            # The user asked for it: a neutral bar and words, not an error.
+            self.progress.bar_style = ""
+            self.status.value = _e(_render.stopped_text(job))
+            return
+        self.progress.bar_style = "danger"
         where = f" · partial audio saved to {partial_path}" if partial_path else ""
-        self.status.value = _e(f"{what}: {type(error).__name__}{where}")
+        self.status.value = _e(f"Failed: {_render.error_parts(error)[1]}{where}")
 
     def _end(self, run: _Run) -> None:
         with self._lock:
@@ -665,6 +685,10 @@ class FunMusicPanel(widgets.VBox):  # type: ignore[misc]
         with self._lock:
             song = self._songs[index] if isinstance(index, int) else None
         if song is not None:
-            self.result.value = _render.song_html(
-                song, price_per_second=self._price, currency=self._currency
+            card = self._cards.get(id(song))
+            self.result.value = card or _render.song_html(
+                song,
+                price_per_second=self._price,
+                currency=self._currency,
+                embed_limit=self._embed_limit,
             )

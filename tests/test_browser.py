@@ -11,8 +11,10 @@ Needs Debian's ``/usr/bin/chromium``: skipped with the reason when it is missing
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import shutil
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -122,9 +124,9 @@ def billed_duration(card: Locator) -> float:
 def assert_plays(page: Page, audio: Locator, mime: str, *, duration: float) -> None:
     """The ``<audio>`` carries ``mime``, loads, lasts ``duration`` (±1 s) and really plays."""
     expect(audio).to_have_count(1)
-    source = audio.locator("source")
-    assert source.get_attribute("type") == mime
-    src = source.get_attribute("src") or ""
+    # The data URI is on the <audio> itself (a <source>'s src would not survive JupyterLab's
+    # sanitizer in an untrusted notebook).
+    src = audio.get_attribute("src") or ""
     assert src.startswith(f"data:{mime};base64,"), src[:60]
     handle = audio.element_handle()
     page.wait_for_function(
@@ -246,7 +248,9 @@ def test_markup_in_lyrics_is_shown_as_text_never_run(lab_server: LabServer, page
     lyrics = card.locator(".funmusic-lyrics").inner_text()
     assert script in lyrics
     assert img in lyrics
-    assert card.locator("script, img").count() == 0
+    # The only image is the waveform picture; the lyrics' <img> is text.
+    assert card.locator("script, img:not(.funmusic-waveform)").count() == 0
+    assert card.locator("img.funmusic-waveform").count() == 1
     assert page.evaluate("() => typeof window.__pwned") == "undefined"
 
 
@@ -348,3 +352,84 @@ def test_panel_counts_refuses_and_makes_a_song(
     headings = card.locator(".funmusic-lyrics [role='heading']")
     assert [h.lower() for h in headings.all_text_contents()] == ["verse", "chorus"]
     assert detail(card, "Simulated").startswith("yes")
+
+
+# -- the lasting record: a saved notebook reopened elsewhere, with no kernel --------------------
+def test_saved_songs_reopen_untrusted_with_players_lyrics_waveforms_and_the_wav_link(
+    lab_server: LabServer, browser: Browser, page: Page, tmp_path: Path
+) -> None:
+    nb = open_and_run(
+        lab_server,
+        page,
+        "lasting",
+        [
+            LOAD_EXT,
+            # Every WAV over 100 kB gets the MP3 preview (the default limit is 8 MB).
+            "%config FunMusicMagics.embed_limit = 100_000",
+            f"%%funmusic --wait --no-stream --format wav\n{LYRICS}",
+            f"%%funmusic --wait --no-stream\n{LYRICS}",
+        ],
+    )
+    nb.assert_no_errors()
+    expect(nb.output(2).locator(".funmusic-preview-note")).to_have_count(1, timeout=WAIT_MS)
+    nb.command("docmanager:save")
+    saved = lab_server.root / "lasting.ipynb"
+    page.wait_for_function(
+        "() => !window.jupyterapp.shell.currentWidget.context.model.dirty", timeout=WAIT_MS
+    )
+    stored = json.loads(saved.read_text(encoding="utf-8"))
+    assert [len(c.get("outputs", [])) for c in stored["cells"]] == [0, 0, 1, 1]
+
+    # A fresh server with its own data directory: it has never signed this notebook, so it
+    # opens untrusted and every output goes through JupyterLab's HTML sanitizer.
+    elsewhere = LabServer(tmp_path / "elsewhere")
+    elsewhere.root.mkdir(parents=True)
+    shutil.copy(saved, elsewhere.root / "lasting.ipynb")
+    shutil.copytree(lab_server.root / "funmusic-output", elsewhere.root / "funmusic-output")
+    with elsewhere:
+        context = browser.new_context(viewport={"width": 1280, "height": 1400})
+        reopened = context.new_page()
+        try:
+            reopened.goto(elsewhere.notebook_url("lasting"), wait_until="domcontentloaded")
+            reopened.wait_for_function(
+                "() => { const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;"
+                " return !!w && !!w.context && w.context.path === 'lasting.ipynb'"
+                " && w.context.isReady && w.content.model.cells.length === 4; }",
+                timeout=60_000,
+            )
+            # No kernel: the cards must stand on their own.
+            elsewhere.shutdown_kernels()
+            assert elsewhere.api("GET", "/api/kernels") == []
+            trusted = reopened.evaluate(
+                "() => { const cells = window.jupyterapp.shell.currentWidget.content.model.cells;"
+                " return [...Array(cells.length).keys()].map(i => cells.get(i).trusted); }"
+            )
+            assert trusted[2:] == [False, False], trusted
+            cards = reopened.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .funmusic-song")
+            expect(cards).to_have_count(2, timeout=WAIT_MS)
+            for index, mime in ((0, "audio/mpeg"), (1, "audio/mpeg")):  # the WAV's preview
+                card = cards.nth(index)
+                duration = billed_duration(card)
+                assert_plays(reopened, card.locator("audio"), mime, duration=duration)
+                lyrics = card.locator(".funmusic-lyrics").inner_text()
+                assert "Morning light on the kitchen floor" in lyrics
+                assert "Every road will lead us home" in lyrics
+                waveform = card.locator("img.funmusic-waveform")
+                expect(waveform).to_be_visible()
+                size = waveform.evaluate("i => [i.naturalWidth, i.naturalHeight]")
+                assert size[0] > 100 and size[1] > 10, size  # the PNG decoded
+            wav_card = cards.nth(0)
+            assert detail(wav_card, "Format") == "wav (audio/wav)"
+            link = wav_card.locator("a.funmusic-wav-link")
+            expect(link).to_have_count(1)
+            name = link.inner_text()
+            assert re.fullmatch(r"funmusic-output/[^/]+\.wav", name), name
+            fetched = link.evaluate(
+                "async a => { const r = await fetch(a.href);"
+                " return [r.status, (await r.arrayBuffer()).byteLength]; }"
+            )
+            assert fetched == [200, (elsewhere.root / name).stat().st_size], fetched
+            assert cards.nth(1).locator("a.funmusic-wav-link").count() == 0
+            reopened.screenshot(path=str(tmp_path / "reopened.png"), full_page=True)
+        finally:
+            context.close()

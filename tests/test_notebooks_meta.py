@@ -162,5 +162,5 @@ def test_no_key_and_no_machine_paths_anywhere(path: Path) -> None:
         assert not re.search(r"DASHSCOPE_API_KEY\s*[=\]]", source), "no key set in a notebook"
         for text in _output_texts(cell):
             assert not ABSOLUTE_OUTPUT_PATH.search(text), text[:200]
-            # Audio is stored as the sanitizer's placeholder only.
-            assert not re.search(r"base64,(?!AUDIO)[A-Za-z0-9+/]{100}", text)
+            # Audio and waveforms are stored as the sanitizer's placeholders only.
+            assert not re.search(r"base64,(?!AUDIO|WAVEFORM)[A-Za-z0-9+/]{100}", text)
