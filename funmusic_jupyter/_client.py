@@ -359,7 +359,7 @@ class FunMusicClient(_ClientCore):
             responded = False
             try:
                 with self._http.stream(
-                    "POST", url, json=request.payload(), headers=headers,
+                    "POST", url, content=request.body(), headers=headers,
                     timeout=self._timeout(self.read_timeout),
                 ) as response:
                     responded = True
@@ -488,7 +488,7 @@ class SongStream:
             try:
                 # The read timeout of a stream is the idle timeout: it bounds every wait for data.
                 with connect_sse(
-                    client._http, "POST", url, json=self.request.payload(),
+                    client._http, "POST", url, content=self.request.body(),
                     headers=dict(headers), timeout=client._timeout(client.idle_timeout),
                 ) as source:
                     response = source.response
@@ -671,7 +671,7 @@ class AsyncFunMusicClient(_ClientCore):
             responded = False
             try:
                 async with self._http.stream(
-                    "POST", url, json=request.payload(), headers=headers,
+                    "POST", url, content=request.body(), headers=headers,
                     timeout=self._timeout(self.read_timeout),
                 ) as response:
                     responded = True
@@ -804,7 +804,7 @@ class AsyncSongStream:
             responded = False
             try:
                 async with aconnect_sse(
-                    client._http, "POST", url, json=self.request.payload(),
+                    client._http, "POST", url, content=self.request.body(),
                     headers=dict(headers), timeout=client._timeout(client.idle_timeout),
                 ) as source:
                     responded = True
