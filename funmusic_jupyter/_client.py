@@ -540,7 +540,7 @@ class SongStream:
                 raise _answer_too_large(assembler, body)
             yield from assembler.feed_body(response.status_code, body.content)
             return
-        for event in _iter_events(response):
+        for event in _iter_events(response, self._client.idle_timeout):
             chunk = assembler.feed_event(event)
             if chunk is not None:
                 yield chunk
@@ -549,10 +549,24 @@ class SongStream:
         raise assembler.ended_early()
 
 
-def _iter_events(response: httpx.Response) -> Iterator[StatusEvent]:
+def _iter_events(response: httpx.Response, idle: float) -> Iterator[StatusEvent]:
+    """The events of a response, with ``idle`` seconds at most between two of them.
+
+    The socket's read timeout (also ``idle``) only bounds each read: a server trickling
+    keep-alive comments (``:``) would pass every read and hold the stream forever. So the time
+    since the last event (or the response head) is checked whenever bytes arrive; the wait
+    ends within one read of the limit. The consumer's own time between events is not counted,
+    as in the async client.
+    """
     decoder = EventDecoder()
+    deadline = time.monotonic() + idle
     for text in response.iter_text():
-        yield from decoder.feed(text)
+        events = decoder.feed(text)
+        if events:
+            yield from events
+            deadline = time.monotonic() + idle
+        elif time.monotonic() > deadline:
+            raise httpx.ReadTimeout(f"no event for {idle:g} s")
     yield from decoder.flush()
 
 

@@ -169,9 +169,13 @@ def reset(conn: socket.socket) -> bool:
     return False
 
 
-def trickle(server: StandInServer, piece: bytes, every: float) -> Iterable[bytes]:
-    """``piece`` every ``every`` seconds until the server stops."""
-    while not server.stopping:
+def trickle(
+    server: StandInServer, piece: bytes, every: float, *, for_seconds: float = 8.0
+) -> Iterable[bytes]:
+    """``piece`` every ``every`` seconds until the server stops, or ``for_seconds`` passed:
+    "forever" for the client under test, but a regression fails the test instead of hanging."""
+    end = time.monotonic() + for_seconds
+    while not server.stopping and time.monotonic() < end:
         yield piece
         time.sleep(every)
 
