@@ -470,3 +470,70 @@ def test_soak_anyio_run_closes_its_clients(replaying: StandInServer, song: Song)
     for _ in range(3):
         assert anyio.run(one) == song.recording.audio
     assert _api._async_clients == {}
+
+
+_KERNEL_RESOURCES = """
+import os as _os, threading as _th
+def _funmusic_resources():
+    fds = _os.listdir('/proc/self/fd')
+    socks = 0
+    for fd in fds:
+        try:
+            socks += _os.readlink(f'/proc/self/fd/{fd}').startswith('socket:')
+        except OSError:
+            pass
+    return (_th.active_count(), len(fds), socks)
+"""
+
+
+@pytest.mark.kernel
+def test_soak_magic_wait_in_a_real_kernel(
+    replaying: StandInServer, song: Song, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    import sys
+
+    from jupyter_client.kernelspec import KernelSpecManager
+    from jupyter_client.manager import KernelManager
+    from test_kernel import EXTENSION, FAKE_KEY, REPO, Session
+
+    workdir = tmp_path_factory.mktemp("soak-kernel")
+    spec_dir = workdir / "kernels" / "funmusic-soak"
+    spec_dir.mkdir(parents=True)
+    (spec_dir / "kernel.json").write_text(json.dumps({
+        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "display_name": "funmusic soak", "language": "python",
+    }))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DASHSCOPE_", "FUNMUSIC_"))}
+    env.update(DASHSCOPE_API_KEY=FAKE_KEY, HOME=str(workdir),
+               PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")])))
+    specs = KernelSpecManager(kernel_dirs=[str(workdir / "kernels")])
+    km = KernelManager(kernel_name="funmusic-soak", kernel_spec_manager=specs)
+    (workdir / "nb").mkdir()
+    km.start_kernel(env=env, cwd=str(workdir / "nb"))
+    kc = km.client()
+    kc.start_channels()
+    try:
+        kc.wait_for_ready(timeout=60)
+        s = Session(km, kc)
+        setup = s.run(
+            f"%load_ext {EXTENSION}\n"
+            "%config FunMusicMagics.backend = 'api'\n"
+            f"%config FunMusicMagics.base_url = {replaying.base_url!r}\n"
+            + _KERNEL_RESOURCES
+        )
+        assert setup.status == "ok", setup.reply
+        cell = f"%%funmusic --wait --no-stream\n{PROMPT}"
+        assert s.run(cell).status == "ok"  # warm up: the worker thread, the pooled connection
+        s.value("import gc; gc.collect()")
+        before = tuple(s.value("_funmusic_resources()"))
+        for i in range(SOAK):
+            run = s.run(cell if i % 2 else cell.replace(" --no-stream", ""), timeout=60)
+            assert run.status == "ok", run.reply
+        s.value("import gc; gc.collect()")
+        after = tuple(s.value("_funmusic_resources()"))
+        songs = s.value("len(list(__import__('pathlib').Path('funmusic-output').glob('*.mp3')))")
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)
+    assert songs == SOAK + 1 and replaying.posts == SOAK + 1
+    _assert_no_growth(before, after)  # type: ignore[arg-type]
