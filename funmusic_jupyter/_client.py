@@ -41,7 +41,7 @@ import httpx
 from httpx_sse import aconnect_sse, connect_sse
 
 from ._config import Settings, resolve_settings
-from ._errors import APIError, ConfigurationError, FunMusicWarning, ValidationError
+from ._errors import APIError, ConfigurationError, FunMusicWarning, ValidationError, quote
 from ._models import AudioChunk, Song, StreamEvent, StreamFinished
 from ._validation import SongRequest, build_request
 from ._wire import (
@@ -213,7 +213,7 @@ def _check_number(
         number = float(value)  # type: ignore[arg-type]
         ok = math.isfinite(number) and (number > 0 if positive else number >= 0)
     if not ok:
-        raise ConfigurationError(f"{name} must be {expected}; got {value!r}")
+        raise ConfigurationError(f"{name} must be {expected}; got {quote(value)}")
 
 
 def _check_headers(
