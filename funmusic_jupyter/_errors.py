@@ -138,6 +138,8 @@ class APIError(FunMusicError):
 
     ``code`` is DashScope's code (``InvalidParameter``, ``Throttling.RateQuota``…) when the
     server sent one; ``request_id`` comes from the body or the ``x-request-id`` header.
+    ``message`` is always one line, at most ``MESSAGE_LIMIT`` characters; ``body`` is the
+    server's whole answer as text (or the full message given, when it had to be cut), else None.
     """
 
     def __init__(
