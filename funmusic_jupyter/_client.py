@@ -226,6 +226,13 @@ def _check_headers(
     ):
         got = type(headers).__name__ if not isinstance(headers, Mapping) else "other values"
         raise error(f"headers must be a mapping of header names to strings; got {got}")
+    # Checked as they will be sent: httpx encodes header values as ASCII (anything else is a
+    # raw UnicodeEncodeError), and a line break would end the header in the middle.
+    for name, value in headers.items():
+        if not (name + value).isascii() or any(c in name + value for c in "\r\n\0"):
+            raise error(
+                f"header {quote(name)} must be ASCII text on one line; got {quote(value)}"
+            )
     return headers
 
 

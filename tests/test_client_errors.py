@@ -520,3 +520,20 @@ def test_bad_call_headers_are_refused_before_any_request() -> None:
             with pytest.raises(ValidationError, match="^headers must be a mapping"):
                 client.generate(prompt=PROMPT, headers=bad)  # type: ignore[arg-type]
     assert sent == []
+
+
+@pytest.mark.parametrize(
+    "headers", [{"X-Note": "café"}, {"X-Note": "a\r\nX-Evil: 1"}, {"X-Nöte": "a"}]
+)
+def test_headers_that_cannot_be_sent_are_refused_before_any_request(
+    headers: dict[str, str],
+) -> None:
+    # Before: a raw UnicodeEncodeError from httpx, or a header split in two on the wire.
+    sent: list[httpx.Request] = []
+    transport = httpx.MockTransport(lambda request: sent.append(request) or httpx.Response(500))
+    with FunMusicClient(base_url="http://127.0.0.1:9/api/v1", transport=transport) as client:
+        with pytest.raises(ValidationError, match="must be ASCII text on one line"):
+            client.generate(prompt=PROMPT, headers=headers)
+    with pytest.raises(ConfigurationError, match="must be ASCII text on one line"):
+        FunMusicClient(base_url="http://127.0.0.1:9/api/v1", headers=headers)
+    assert sent == []
