@@ -6,8 +6,17 @@ kept alive between songs. Changing ``DASHSCOPE_API_KEY`` (or passing another key
 endpoint or backend) selects another client.
 
 Sync clients are shared by every thread and closed at exit. Async clients belong to one event
-loop (their pooled connections cannot move to another), so there is one per loop; they are
-dropped with their loop.
+loop (their pooled connections cannot move to another), so there is one per loop, and nothing
+of it may outlive the loop: a script calling ``asyncio.run(fm.agenerate(...))`` in a loop must
+not keep one socket (and one dead loop) per call.
+
+A weak reference to the loop is not enough for that: the client's pooled connections hold the
+loop strongly, so the cache entry would keep the loop alive forever. Instead each loop's entry
+owns a small *guard* async generator, started in that loop. Event loops close every live async
+generator as they shut down (``asyncio.run`` and ``asyncio.Runner`` call
+``loop.shutdown_asyncgens()``; trio does the same at the end of ``trio.run``), so the guard's
+``finally`` runs inside the loop, while it still runs, closes the loop's clients and removes the
+entry. A loop closed without that step (a bare ``loop.close()``) is pruned on the next call.
 """
 
 from __future__ import annotations
@@ -15,8 +24,8 @@ from __future__ import annotations
 import asyncio
 import atexit
 import threading
-import weakref
-from collections.abc import Mapping
+from collections.abc import AsyncGenerator, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from ._client import AsyncFunMusicClient, AsyncSongStream, FunMusicClient, SongStream
@@ -30,9 +39,17 @@ _SettingsKey = tuple[str, str | None, str | None, str]
 
 _lock = threading.Lock()
 _sync_clients: dict[_SettingsKey, FunMusicClient] = {}
-_async_clients: weakref.WeakKeyDictionary[object, dict[_SettingsKey, AsyncFunMusicClient]] = (
-    weakref.WeakKeyDictionary()
-)
+
+
+@dataclass
+class _LoopClients:
+    """One event loop's default async clients, and the guard that closes them with the loop."""
+
+    clients: dict[_SettingsKey, AsyncFunMusicClient] = field(default_factory=dict)
+    guard: AsyncGenerator[None, None] | None = None
+
+
+_async_clients: dict[object, _LoopClients] = {}
 
 
 def _settings_key(
@@ -76,28 +93,86 @@ def _current_loop() -> object:
         ) from None
 
 
+async def _close_with_loop(loop: object, entry: _LoopClients) -> AsyncGenerator[None, None]:
+    """The guard: suspended for the loop's whole life, it runs its ``finally`` at shutdown."""
+    try:
+        yield
+    finally:
+        with _lock:
+            if _async_clients.get(loop) is entry:
+                del _async_clients[loop]
+            clients = list(entry.clients.values())
+            entry.clients.clear()
+        for client in clients:
+            await client.aclose()
+
+
+def _start_guard(loop: object, entry: _LoopClients) -> AsyncGenerator[None, None]:
+    guard = _close_with_loop(loop, entry)
+    # The first __anext__ registers the generator with the running loop (its firstiter hook)
+    # and, since nothing before the yield awaits, runs it to the yield at once: driven here by
+    # hand, because this is a plain function (``astream`` is not async).
+    step = guard.__anext__()
+    try:
+        step.send(None)
+    except StopIteration:
+        pass
+    return guard
+
+
+def _prune_closed_loops() -> list[AsyncGenerator[None, None]]:
+    """Forget loops closed without shutting down their async generators (caller holds _lock).
+
+    Returns their guards, for the caller to finish once it released the lock.
+    """
+    guards = []
+    for loop in [lp for lp in _async_clients if getattr(lp, "is_closed", lambda: False)()]:
+        entry = _async_clients.pop(loop)
+        # Too late to close the connections politely: drop them (they are collected).
+        entry.clients.clear()
+        if entry.guard is not None:
+            guards.append(entry.guard)
+    return guards
+
+
+def _finish(guards: list[AsyncGenerator[None, None]]) -> None:
+    # A guard with no clients left awaits nothing in its finally, so it can be finished here,
+    # synchronously; otherwise collecting it later would ask its closed loop to finalize it.
+    for guard in guards:
+        try:
+            guard.aclose().send(None)
+        except StopIteration:
+            pass
+
+
 def _async_client(
     api_key: str | None, base_url: str | None, endpoint: str | None, backend: str
 ) -> AsyncFunMusicClient:
     key = _settings_key(api_key, base_url, endpoint, backend)
     loop = _current_loop()
+    stale: list[AsyncGenerator[None, None]] = []
     with _lock:
-        clients = _async_clients.setdefault(loop, {})
-        client = clients.get(key)
+        entry = _async_clients.get(loop)
+        if entry is None:
+            stale = _prune_closed_loops()
+            entry = _async_clients[loop] = _LoopClients()
+            entry.guard = _start_guard(loop, entry)
+        client = entry.clients.get(key)
         if client is None:
             client = AsyncFunMusicClient(
                 api_key=api_key, base_url=base_url, endpoint=endpoint, backend=backend
             )
-            clients[key] = client
-        return client
+            entry.clients[key] = client
+    _finish(stale)
+    return client
 
 
 async def aclose_default_clients() -> None:
     """Close the default async clients of the running event loop (tests, clean shutdowns)."""
     with _lock:
-        clients = list(_async_clients.pop(_current_loop(), {}).values())
-    for client in clients:
-        await client.aclose()
+        entry = _async_clients.get(_current_loop())
+    if entry is not None and entry.guard is not None:
+        await entry.guard.aclose()  # runs its finally: closes the clients, drops the entry
 
 
 @atexit.register

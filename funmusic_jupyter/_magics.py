@@ -35,7 +35,7 @@ from traitlets import Bool, CaselessStrEnum, Float, Int, TraitError, Unicode, va
 
 from . import _render
 from ._config import resolve_settings
-from ._errors import GenerationCancelled
+from ._errors import GenerationCancelled, quote
 from ._live_session import LiveSession
 from ._policy import StreamPreference, plan_request
 from ._validation import FORMATS, GENDERS, SongRequest
@@ -151,14 +151,14 @@ class FunMusicMagics(Magics):
         value = float(proposal["value"])  # NaN is refused too: it is not >= 0
         if value < 0:
             name = proposal["trait"].name
-            raise TraitError(f"FunMusicMagics.{name} must be >= 0; got {value!r}")
+            raise TraitError(f"FunMusicMagics.{name} must be >= 0; got {quote(value)}")
         return value
 
     @validate("embed_limit")
     def _embed_limit_non_negative(self, proposal: Any) -> int:
         value = int(proposal["value"])
         if value < 0:
-            raise TraitError(f"FunMusicMagics.embed_limit must be >= 0 bytes; got {value!r}")
+            raise TraitError(f"FunMusicMagics.embed_limit must be >= 0 bytes; got {quote(value)}")
         return value
 
     # -- the magic ---------------------------------------------------------------------------
@@ -171,9 +171,7 @@ class FunMusicMagics(Magics):
     @argument("--stream", action="store_true", help="Insist on streaming (else: when it can).")
     @argument("--no-stream", action="store_true", help="Generate, then download: longer texts.")
     @argument("--wait", action="store_true", help="Block until done; show the result once.")
-    @argument(
-        "--autoplay", action="store_true", help="Play as soon as the first audio arrives."
-    )
+    @argument("--autoplay", action="store_true", help="Play as soon as the first audio arrives.")
     @argument("--out", metavar="NAME", help="Bind the Song to NAME in the notebook.")
     @argument("--save", metavar="PATH", help="Also save the audio (and sidecar) to PATH.")
     @argument("--model", metavar="MODEL", help="Model name (default: fun-music-v1).")
@@ -228,7 +226,9 @@ class FunMusicMagics(Magics):
         if opts.stream and opts.no_stream:
             raise UsageError("%%funmusic: use --stream or --no-stream, not both")
         if opts.out is not None and (not opts.out.isidentifier() or keyword.iskeyword(opts.out)):
-            raise UsageError(f"%%funmusic: --out needs a Python variable name; got {opts.out!r}")
+            raise UsageError(
+                f"%%funmusic: --out needs a Python variable name; got {quote(opts.out)}"
+            )
         return opts
 
     def _request(self, opts: argparse.Namespace, cell: str) -> tuple[SongRequest, list[str]]:
@@ -384,7 +384,7 @@ class FunMusicMagics(Magics):
             try:
                 song.save(opts.save)
             except OSError as exc:
-                notes.append(f"--save {opts.save!r} failed: {exc.strerror or exc}")
+                notes.append(f"--save {quote(opts.save)} failed: {exc.strerror or exc}")
         if opts.out:
             assert self.shell is not None
             self.shell.user_ns[opts.out] = song
@@ -403,7 +403,7 @@ class FunMusicMagics(Magics):
         try:
             words = shlex.split(line)
         except ValueError as exc:
-            raise UsageError(f"%funmusic: cannot split {line!r}: {exc}") from None
+            raise UsageError(f"%funmusic: cannot split {quote(line)}: {exc}") from None
         command, args = (words[0].lower(), words[1:]) if words else ("help", [])
         if command == "status" and not args:
             self._status()
@@ -420,7 +420,7 @@ class FunMusicMagics(Magics):
             )
         else:
             raise UsageError(
-                f"%funmusic: expected one of {_SUBCOMMANDS}; got {line.strip()!r}"
+                f"%funmusic: expected one of {_SUBCOMMANDS}; got {quote(line.strip())}"
             )
 
     def _usage(self) -> str:
@@ -444,7 +444,7 @@ class FunMusicMagics(Magics):
             chosen = [j for j in jobs if j.id == job_id]
             if not chosen:
                 known = ", ".join(j.id for j in jobs) or "none yet"
-                raise UsageError(f"%funmusic stop: no song {job_id!r}; songs: {known}")
+                raise UsageError(f"%funmusic stop: no song {quote(job_id)}; songs: {known}")
             if not chosen[0].running:
                 display({"text/plain": f"song {job_id} is already {chosen[0].state}"}, raw=True)
                 return
@@ -462,9 +462,22 @@ class FunMusicMagics(Magics):
             # An empty string means "from the environment, else the default": say so.
             name: getattr(self, name) if getattr(self, name) != "" else "(not set)"
             for name in (
-                "gender", "format", "stream", "model", "backend", "base_url", "endpoint",
-                "output_dir", "price_per_second", "currency", "connect_timeout",
-                "read_timeout", "idle_timeout", "progress_interval", "embed_limit", "autoplay",
+                "gender",
+                "format",
+                "stream",
+                "model",
+                "backend",
+                "base_url",
+                "endpoint",
+                "output_dir",
+                "price_per_second",
+                "currency",
+                "connect_timeout",
+                "read_timeout",
+                "idle_timeout",
+                "progress_interval",
+                "embed_limit",
+                "autoplay",
                 "live_player",
             )
         }

@@ -38,7 +38,7 @@ from traitlets import Bool
 
 from . import _render
 from ._config import Settings, resolve_settings
-from ._errors import FunMusicError, ValidationError
+from ._errors import FunMusicError, ValidationError, quote
 from ._live_session import LiveSession
 from ._models import Song
 from ._policy import plan_request, refused_stream, stream_preference
@@ -180,18 +180,22 @@ class FunMusicPanel(widgets.VBox):  # type: ignore[misc]
     ) -> None:
         mode_values = [value for _, value in _MODES]
         if mode not in mode_values:
-            raise ValidationError(f"mode must be one of {', '.join(mode_values)}; got {mode!r}")
+            raise ValidationError(
+                f"mode must be one of {', '.join(mode_values)}; got {quote(mode)}"
+            )
         for name, value, allowed in (("gender", gender, GENDERS), ("format", format, FORMATS)):
             if value not in allowed:
-                raise ValidationError(f"{name} must be one of {', '.join(allowed)}; got {value!r}")
+                raise ValidationError(
+                    f"{name} must be one of {', '.join(allowed)}; got {quote(value)}"
+                )
         preference = stream_preference(stream)
         if isinstance(embed_limit, bool) or not isinstance(embed_limit, int) or embed_limit < 0:
             raise ValidationError(
-                f"embed_limit must be a whole number of bytes >= 0; got {embed_limit!r}"
+                f"embed_limit must be a whole number of bytes >= 0; got {quote(embed_limit)}"
             )
         if not isinstance(price_per_second, (int, float)) or price_per_second < 0:
             raise ValidationError(
-                f"price_per_second must be a number >= 0; got {price_per_second!r}"
+                f"price_per_second must be a number >= 0; got {quote(price_per_second)}"
             )
         # Private Python attributes, not traits: nothing here is ever synced to the front end.
         self._api_key = api_key

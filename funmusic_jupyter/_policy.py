@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from typing import Any, Literal, NamedTuple
 
-from ._errors import ValidationError
+from ._errors import ValidationError, quote
 from ._validation import SongRequest, build_request, limit_for, text_stats
 
 __all__ = ["Plan", "StreamPreference", "plan_request", "refused_stream", "stream_preference"]
@@ -45,7 +45,7 @@ def stream_preference(value: object) -> bool | None:
         return value
     if isinstance(value, str) and value.strip().lower() == "auto":
         return None
-    raise ValidationError(f"stream must be True, False or 'auto'; got {value!r}")
+    raise ValidationError(f"stream must be True, False or 'auto'; got {quote(value)}")
 
 
 def refused_stream(stream: StreamPreference) -> bool:
