@@ -36,6 +36,7 @@ from traitlets import Bool, CaselessStrEnum, Float, Int, TraitError, Unicode, va
 from . import _render
 from ._config import resolve_settings
 from ._errors import GenerationCancelled, quote
+from ._live_session import LiveSession
 from ._policy import StreamPreference, plan_request
 from ._validation import FORMATS, GENDERS, SongRequest
 from ._worker import FINAL_STATES, Job, client_options, current_worker, get_worker
@@ -109,6 +110,14 @@ class FunMusicMagics(Magics):
         600.0, help="Seconds to wait for a song that is not streamed (generation takes a while)."
     ).tag(config=True)
     idle_timeout = Float(60.0, help="Seconds to wait between stream events.").tag(config=True)
+    autoplay = Bool(
+        False, help="Start playing a streamed song as soon as its first audio arrives."
+    ).tag(config=True)
+    live_player = Bool(
+        True,
+        help="Play a streamed song while it arrives (a widget); False: the player comes at the "
+        "end, for front ends without ipywidgets support.",
+    ).tag(config=True)
     progress_interval = Float(
         0.25, help="Minimum seconds between two progress updates of a cell's output."
     ).tag(config=True)
@@ -162,6 +171,7 @@ class FunMusicMagics(Magics):
     @argument("--stream", action="store_true", help="Insist on streaming (else: when it can).")
     @argument("--no-stream", action="store_true", help="Generate, then download: longer texts.")
     @argument("--wait", action="store_true", help="Block until done; show the result once.")
+    @argument("--autoplay", action="store_true", help="Play as soon as the first audio arrives.")
     @argument("--out", metavar="NAME", help="Bind the Song to NAME in the notebook.")
     @argument("--save", metavar="PATH", help="Also save the audio (and sidecar) to PATH.")
     @argument("--model", metavar="MODEL", help="Model name (default: fun-music-v1).")
@@ -303,15 +313,32 @@ class FunMusicMagics(Magics):
         # print, and a worker thread never prints: there the result waits for the main thread,
         # which shows it after the next cell (_show_finished), as a shell reports a done job.
         live = getattr(self.shell, "kernel", None) is not None
+        # A streamed song plays while it arrives: a live player under the progress line, which
+        # hands playback over to the card when the song ends (see _live_session).
+        session = (
+            LiveSession(request, autoplay=bool(opts.autoplay or self.autoplay))
+            if live and request.stream and self.live_player
+            else None
+        )
+        live_handle: Any = display(session.player, display_id=True) if session else None
 
         def update(job: Job, event: str) -> None:
             # Runs on the worker thread: a display-id update is the one safe way to show it.
             if event == "finished":
-                bundle = self._final_bundle(job, opts, notes)
-                if live:
-                    show(bundle, raw=True)
-                else:
+                handoff_id = session.handoff_id if session else None
+                bundle = self._final_bundle(job, opts, notes, handoff_id=handoff_id)
+                if not live:
                     self._finished.put((handle, bundle))
+                    return
+                show(bundle, raw=True)  # the card first, then the player may go
+                if session is not None:
+                    session.complete(
+                        job,
+                        # An empty output in place of the widget: a saved notebook keeps no
+                        # widget view that would say "model not found" once the kernel is gone.
+                        lambda: live_handle.update({"text/plain": ""}, raw=True),
+                        call_later=worker.call_later,
+                    )
             elif live:
                 show(_progress_bundle(request, notes, job=job), raw=True)
 
@@ -322,10 +349,16 @@ class FunMusicMagics(Magics):
             headers=headers,
             listener=update,
             min_interval=self.progress_interval,
+            audio_listener=session.feed if session else None,
         )
 
     def _final_bundle(
-        self, job: Job, opts: argparse.Namespace, notes: Sequence[str]
+        self,
+        job: Job,
+        opts: argparse.Namespace,
+        notes: Sequence[str],
+        *,
+        handoff_id: str | None = None,
     ) -> dict[str, str]:
         """Finish a job for the user (--save copy, --out binding) and render it."""
         notes = list(notes)
@@ -344,6 +377,7 @@ class FunMusicMagics(Magics):
                 notes=notes,
                 fmt=job.request.format,
                 embed_limit=self.embed_limit,
+                handoff_id=handoff_id,
             )
         also_saved: list[Path] = [job.saved_path] if job.saved_path else []
         if opts.save:
@@ -361,6 +395,7 @@ class FunMusicMagics(Magics):
             notes=notes,
             also_saved=also_saved,
             embed_limit=self.embed_limit,
+            handoff_id=handoff_id,
         )
 
     # -- line ------------------------------------------------------------------------------------
@@ -442,6 +477,8 @@ class FunMusicMagics(Magics):
                 "idle_timeout",
                 "progress_interval",
                 "embed_limit",
+                "autoplay",
+                "live_player",
             )
         }
         rows["output_dir"] = f"{self.output_dir} ({Path(self.output_dir).expanduser().resolve()})"

@@ -34,10 +34,12 @@ from pathlib import Path
 from typing import Any
 
 import ipywidgets as widgets  # type: ignore[import-untyped]
+from traitlets import Bool
 
 from . import _render
 from ._config import Settings, resolve_settings
 from ._errors import FunMusicError, ValidationError, quote
+from ._live_session import LiveSession
 from ._models import Song
 from ._policy import plan_request, refused_stream, stream_preference
 from ._storage import DEFAULT_OUTPUT_DIR
@@ -112,6 +114,7 @@ class _Run:
     request: SongRequest
     job: Job | None = None
     notes: list[str] = field(default_factory=list)
+    live: LiveSession | None = None  # the live player of a streamed song
 
 
 class FunMusicPanel(widgets.VBox):  # type: ignore[misc]
@@ -141,9 +144,16 @@ class FunMusicPanel(widgets.VBox):  # type: ignore[misc]
         WAV songs over this many bytes are shown with an MP3 preview and a link to the full
         WAV on disk, so a saved notebook stays small (default about 8 MB).
 
+    ``autoplay`` (also a trait: ``panel.autoplay = True``)
+        Start playing a streamed song as soon as its first audio arrives. A streamed song
+        always gets a live player; by default it waits for Play.
+
     Drive it from code too: set ``panel.text.value``, call ``panel.generate_button.click()``
     and ``panel.wait()``; ``panel.history`` holds this session's songs, newest first.
     """
+
+    # A Python-side trait (not synced): the live player gets the value when a song starts.
+    autoplay = Bool(False, help="Play a streamed song as soon as its first audio arrives.")
 
     def __init__(
         self,
@@ -165,6 +175,7 @@ class FunMusicPanel(widgets.VBox):  # type: ignore[misc]
         connect_timeout: float = 10.0,
         idle_timeout: float = 60.0,
         embed_limit: int = _render.DEFAULT_EMBED_LIMIT,
+        autoplay: bool = False,
         **kwargs: Any,
     ) -> None:
         mode_values = [value for _, value in _MODES]
@@ -273,6 +284,8 @@ class FunMusicPanel(widgets.VBox):  # type: ignore[misc]
             value=0.0, min=0.0, max=1.0, layout=widgets.Layout(width="100%", visibility="hidden")
         )
         self.status = widgets.HTML(layout=full)
+        # A streamed song's live player sits here until the result's card takes over from it.
+        self.live_box = widgets.Box(layout=full)
         self.result = widgets.HTML(layout=full)
         self.history_select = widgets.Select(
             options=[], rows=4, layout=widgets.Layout(width="100%")
@@ -315,11 +328,13 @@ class FunMusicPanel(widgets.VBox):  # type: ignore[misc]
                 widgets.HBox([self.generate_button, self.cancel_button]),
                 self.progress,
                 self.status,
+                self.live_box,
                 self.result,
                 self.history_box,
             ],
             **kwargs,
         )
+        self.autoplay = bool(autoplay)
         self._on_input()
 
     # -- what the panel shows about itself -----------------------------------------------------
@@ -512,6 +527,9 @@ class FunMusicPanel(widgets.VBox):  # type: ignore[misc]
         self.result.value = ""  # the last song stays in the history, under Show
         try:
             options = self._client_options()
+            if request.stream:
+                run.live = LiveSession(request, autoplay=self.autoplay)
+                self.live_box.children = (run.live.player,)
             job = get_worker().submit(
                 request,
                 client_options=options,
@@ -519,8 +537,13 @@ class FunMusicPanel(widgets.VBox):  # type: ignore[misc]
                 headers=self.headers or None,
                 listener=lambda job, event: self._on_event(run, job, event),
                 min_interval=0.2,
+                audio_listener=run.live.feed if run.live else None,
             )
         except Exception as exc:  # a bad setting or a stopped worker: shown, never raised
+            self._remove_live(run)
+            if run.live is not None:
+                run.live.player.close()  # no song will ever reach it
+                run.live = None
             self._show_error(run, exc, partial_path=None, job=None)
             self._end(run)
             return
@@ -572,6 +595,7 @@ class FunMusicPanel(widgets.VBox):  # type: ignore[misc]
                 currency=self._currency,
                 notes=notes,
                 embed_limit=self._embed_limit,
+                handoff_id=run.live.handoff_id if run.live else None,
             )
             with self._lock:
                 self._cards[id(song)] = card
@@ -588,7 +612,17 @@ class FunMusicPanel(widgets.VBox):  # type: ignore[misc]
             error = job.error if job.error is not None else FunMusicError("the song did not finish")
             run.notes = notes
             self._show_error(run, error, partial_path=job.partial_path, job=job)
+        if run.live is not None:
+            # The card is in place: the live player hands playback over to it, then goes.
+            run.live.complete(
+                job, lambda: self._remove_live(run), call_later=get_worker().call_later
+            )
         self._end(run)
+
+    def _remove_live(self, run: _Run) -> None:
+        # Only this run's player: a newer song's may already be there.
+        if run.live is not None and run.live.player in self.live_box.children:
+            self.live_box.children = ()
 
     def _show_error(
         self, run: _Run, error: BaseException, *, partial_path: Path | None, job: Job | None
@@ -600,6 +634,7 @@ class FunMusicPanel(widgets.VBox):  # type: ignore[misc]
             notes=run.notes,
             fmt=run.request.format,
             embed_limit=self._embed_limit,
+            handoff_id=run.live.handoff_id if run.live else None,
         )
         if job is not None and job.state == "cancelled":
             # The user asked for it: a neutral bar and words, not an error.

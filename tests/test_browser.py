@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from _jupyterlab import CHROMIUM_ARGS, LabPage, LabServer, chromium_or_skip
+from _jupyterlab import AUTOPLAY_ARGS, CHROMIUM_ARGS, LabPage, LabServer, chromium_or_skip
 
 pytestmark = pytest.mark.browser
 
@@ -64,7 +64,10 @@ def lab_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabServer]:
 def browser() -> Iterator[Browser]:
     executable = chromium_or_skip()
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(executable), args=CHROMIUM_ARGS)
+        # These tests start the song cards' <audio> from script, with no click.
+        browser = playwright.chromium.launch(
+            executable_path=str(executable), args=[*CHROMIUM_ARGS, *AUTOPLAY_ARGS]
+        )
         try:
             yield browser
         finally:
