@@ -147,8 +147,13 @@ class Session:
 
 
 def _display_id(cell: Cell) -> str:
-    (first,) = [m for m in cell.outputs if m["msg_type"] == "display_data"]
-    return str(first["content"]["transient"]["display_id"])
+    """The display that turns from progress into the song's card: the cell's first. A streamed
+    song's live player (a widget) is the second, and only while the song streams."""
+    displays = [m for m in cell.outputs if m["msg_type"] == "display_data"]
+    assert 1 <= len(displays) <= 2, displays
+    if len(displays) == 2:
+        assert displays[1]["content"]["data"]["text/plain"].startswith("FunMusic live player")
+    return str(displays[0]["content"]["transient"]["display_id"])
 
 
 @pytest.fixture(scope="module")
