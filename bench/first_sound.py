@@ -18,8 +18,10 @@ in one notebook:
    ``<audio>`` started the moment it appears (an impatient user's click). Its figure grows with
    the song's length: at real-time pace a 200 s song is silent for about 200 s.
 
-Prints p50 / max for both, and the target (<= 1 s, p50 <= 300 ms). No asserts. Needs the test
-extra (JupyterLab, Playwright) and ``/usr/bin/chromium``.
+Prints p50 / max for both, and the target (<= 1 s, p50 <= 300 ms). Then, unless ``--no-card``,
+runs ``bench/card_size_and_stall.py``: the ``.ipynb`` bytes a 200 s MP3 song and a 200 s WAV song
+add, and the kernel's longest stall while each card is shown, beside the old card's. No asserts.
+Needs the test extra (JupyterLab, Playwright) and ``/usr/bin/chromium``.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -190,6 +193,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=7, help="live-player runs (default 7)")
     parser.add_argument("--speed", type=float, default=1.0, help="simulator pace (1 = real time)")
     parser.add_argument("--no-reference", action="store_true", help="skip the end-of-song run")
+    parser.add_argument("--no-card", action="store_true", help="skip the card's bytes and stall")
     args = parser.parse_args()
     if not CHROMIUM.exists():
         sys.exit(f"{CHROMIUM} is missing: apt-get install chromium")
@@ -236,6 +240,10 @@ def main() -> None:
             f"target: <= {TARGET_MAX_S * 1000:.0f} ms, p50 <= {TARGET_P50_S * 1000:.0f} ms: "
             f"{'met' if ok else 'NOT met'}"
         )
+    if not args.no_card:
+        print(flush=True)
+        card_bench = REPO / "bench" / "card_size_and_stall.py"
+        subprocess.run([sys.executable, str(card_bench)], check=False)
 
 
 if __name__ == "__main__":
