@@ -4,7 +4,8 @@ Run: python bench/first_sound.py [--runs 7] [--speed 1]
 
 Starts the simulator in this process at real-time pace (``--speed 1``: one second of audio per
 second, as the service streams), a JupyterLab pointed at it, and Debian's headless Chromium
-(no ``--autoplay-policy`` flag: the page may play because the user pressed Shift+Enter). Then,
+(the tests' flags, no ``--autoplay-policy``: the page may play because the user pressed
+Shift+Enter). Then,
 in one notebook:
 
 1. **live player** (``%%funmusic --autoplay``, run with Shift+Enter), ``--runs`` times: the time
@@ -41,22 +42,13 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests"))
 
-from _jupyterlab import CHROMIUM, LabPage, LabServer  # noqa: E402
+from _jupyterlab import CHROMIUM, CHROMIUM_ARGS, LabPage, LabServer  # noqa: E402
 from playwright.sync_api import sync_playwright  # noqa: E402
 
 from funmusic_jupyter.simulator import SimulatorServer  # noqa: E402
 
 TARGET_MAX_S = 1.0
 TARGET_P50_S = 0.3
-# No --autoplay-policy flag: playing must rest on the user's own Shift+Enter, as for a user.
-BROWSER_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 # A prompt streams (short lyrics would not: streamed English lyrics need 200-250 words); the
 # simulator makes about a minute of song from it, so the reference run takes about a minute.
 PROMPT = "A short happy tune about tea"
@@ -213,7 +205,7 @@ def main() -> None:
         with SimulatorServer(speed=args.speed) as sim:
             env = {"DASHSCOPE_HTTP_BASE_URL": sim.base_url}
             with LabServer(Path(tmp), env=env) as server, sync_playwright() as pw:
-                browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=BROWSER_ARGS)
+                browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
                 page = browser.new_page(viewport={"width": 1280, "height": 1200})
                 page.add_init_script(WATCH_SOUND)
                 nb = LabPage.open(server, page, "first-sound", cells)

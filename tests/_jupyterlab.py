@@ -27,7 +27,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -82,6 +82,29 @@ def chromium_or_skip() -> Path:
     if os.environ.get("CI") == "true":
         pytest.fail(f"CI=true and {reason}", pytrace=False)
     pytest.skip(reason)
+
+
+def serve(
+    workdir: Path, *, app: str = "lab", env: Mapping[str, str] | None = None
+) -> Iterator[LabServer]:
+    """A module fixture's body: a started server (skipped when there is no Chromium to drive
+    it, so no server starts for tests that cannot run), stopped afterwards."""
+    chromium_or_skip()
+    with LabServer(workdir, env=env, app=app) as server:
+        yield server
+
+
+def chromium(*, args: Sequence[str] = CHROMIUM_ARGS) -> Iterator[Any]:
+    """A module fixture's body: Debian's Chromium through Playwright, closed afterwards."""
+    from playwright.sync_api import sync_playwright
+
+    executable = chromium_or_skip()
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(executable), args=list(args))
+        try:
+            yield browser
+        finally:
+            browser.close()
 
 
 def free_port() -> int:

@@ -20,12 +20,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from _jupyterlab import AUTOPLAY_ARGS, CHROMIUM_ARGS, LabPage, LabServer, chromium_or_skip
+from _jupyterlab import AUTOPLAY_ARGS, CHROMIUM_ARGS, LabPage, LabServer, chromium, serve
 
 pytestmark = pytest.mark.browser
 
 try:
-    from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
+    from playwright.sync_api import Browser, Locator, Page, expect
 except ImportError:  # pragma: no cover - the test extra installs it
     if os.environ.get("CI") == "true":
         raise
@@ -49,29 +49,14 @@ Every road will lead us home"""
 # -- fixtures ----------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def lab_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabServer]:
-    chromium_or_skip()  # no point starting a server for tests that cannot run
-    server = LabServer(
-        tmp_path_factory.mktemp("jupyterlab"), env={"FUNMUSIC_SIMULATOR_SPEED": SPEED}
-    )
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
+    env = {"FUNMUSIC_SIMULATOR_SPEED": SPEED}
+    yield from serve(tmp_path_factory.mktemp("jupyterlab"), env=env)
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    executable = chromium_or_skip()
-    with sync_playwright() as playwright:
-        # These tests start the song cards' <audio> from script, with no click.
-        browser = playwright.chromium.launch(
-            executable_path=str(executable), args=[*CHROMIUM_ARGS, *AUTOPLAY_ARGS]
-        )
-        try:
-            yield browser
-        finally:
-            browser.close()
+    # These tests start the song cards' <audio> from script, with no click.
+    yield from chromium(args=[*CHROMIUM_ARGS, *AUTOPLAY_ARGS])
 
 
 @pytest.fixture
@@ -97,9 +82,7 @@ def page(
         lab_server.shutdown_kernels()
 
 
-def open_and_run(
-    server: LabServer, page: Page, name: str, cells: list[str]
-) -> LabPage:
+def open_and_run(server: LabServer, page: Page, name: str, cells: list[str]) -> LabPage:
     nb = LabPage.open(server, page, name, cells)
     nb.run_all()
     return nb
@@ -129,9 +112,7 @@ def assert_plays(page: Page, audio: Locator, mime: str, *, duration: float) -> N
     src = audio.get_attribute("src") or ""
     assert src.startswith(f"data:{mime};base64,"), src[:60]
     handle = audio.element_handle()
-    page.wait_for_function(
-        "a => a.readyState >= 1 || a.error", arg=handle, timeout=WAIT_MS
-    )
+    page.wait_for_function("a => a.readyState >= 1 || a.error", arg=handle, timeout=WAIT_MS)
     state = handle.evaluate(
         "a => ({ready: a.readyState, duration: a.duration, error: a.error && a.error.message,"
         " type: a.currentSrc.slice(0, 30)})"
@@ -140,17 +121,13 @@ def assert_plays(page: Page, audio: Locator, mime: str, *, duration: float) -> N
     assert state["ready"] >= 1, state
     assert abs(state["duration"] - duration) <= 1.0, (state, duration)
     # Started, not awaited (page.evaluate has no timeout); the clock must move (muted is fine).
-    handle.evaluate(
-        "a => { a.play().catch(e => { a.dataset.playError = String(e); }); }"
-    )
+    handle.evaluate("a => { a.play().catch(e => { a.dataset.playError = String(e); }); }")
     page.wait_for_function(
         "a => (!a.paused && a.currentTime > 0.3) || a.dataset.playError",
         arg=handle,
         timeout=PLAY_MS,
     )
-    played = handle.evaluate(
-        "a => ({time: a.currentTime, error: a.dataset.playError || null}) "
-    )
+    played = handle.evaluate("a => ({time: a.currentTime, error: a.dataset.playError || null}) ")
     handle.evaluate("a => a.pause()")
     assert played["error"] is None, played
 
@@ -336,8 +313,7 @@ def test_panel_counts_refuses_and_makes_a_song(
     sung = [line for line in LYRICS.splitlines() if not line.startswith("[")]
     characters = len("".join("".join(sung).split()))
     expect(panel).to_contain_text(
-        f"Auto: lyrics · English · not streaming (auto): {characters} characters "
-        "(allowed 5–2,000)",
+        f"Auto: lyrics · English · not streaming (auto): {characters} characters (allowed 5–2,000)",
         timeout=WAIT_MS,
     )
     expect(panel).to_contain_text("not streamed: English lyrics for streaming must be 200–250")

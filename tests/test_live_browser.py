@@ -22,27 +22,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _jupyterlab import LabPage, LabServer, chromium_or_skip
+from _jupyterlab import LabPage, LabServer, chromium, serve
 from test_live_player import assert_sound_while_streaming, click_play_when_ready, player_js
 
 pytestmark = pytest.mark.browser
 
 try:
-    from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
+    from playwright.sync_api import Browser, Locator, Page, expect
 except ImportError:  # pragma: no cover - the test extra installs it
     if os.environ.get("CI") == "true":
         raise
     pytest.skip("playwright is not installed (pip install -e '.[test]')", allow_module_level=True)
 
-# What a user's Chromium has: no flag that lets pages play without a gesture.
-BROWSER_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 SPEED = "4"
 WAIT_MS = 30_000
 PROMPT = "A short happy tune about tea"  # streams (a prompt), about a minute long
@@ -52,23 +43,11 @@ LOAD_EXT = "%load_ext funmusic_jupyter"
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    executable = chromium_or_skip()
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(executable), args=BROWSER_ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
+    yield from chromium()  # what a user's Chromium has: no flag that lets pages play unasked
 
 
 def _server(factory: pytest.TempPathFactory, app: str) -> Iterator[LabServer]:
-    chromium_or_skip()
-    server = LabServer(factory.mktemp(app), env={"FUNMUSIC_SIMULATOR_SPEED": SPEED}, app=app)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
+    yield from serve(factory.mktemp(app), app=app, env={"FUNMUSIC_SIMULATOR_SPEED": SPEED})
 
 
 @pytest.fixture(scope="module")

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _jupyterlab import CHROMIUM_ARGS, LabPage, LabServer, chromium_or_skip
+from _jupyterlab import LabPage, LabServer, chromium, serve
 
 import funmusic_jupyter as fm
 from funmusic_jupyter.simulator import SimulatorServer
@@ -31,7 +31,7 @@ from funmusic_jupyter.simulator import SimulatorServer
 pytestmark = pytest.mark.browser
 
 try:
-    from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
+    from playwright.sync_api import Browser, Locator, Page, expect
 except ImportError:  # pragma: no cover - the test extra installs it
     if os.environ.get("CI") == "true":
         raise
@@ -96,14 +96,9 @@ def song_cell(fmt: str, *, speed: float = SPEED, **options: object) -> str:
 
 # -- fixtures ----------------------------------------------------------------------------------
 def _server(factory: pytest.TempPathFactory, app: str) -> Iterator[LabServer]:
-    chromium_or_skip()
-    server = LabServer(factory.mktemp(app), app=app)
-    server.start()
-    (server.root / "live_song.py").write_text(HELPER)
-    try:
+    for server in serve(factory.mktemp(app), app=app):
+        (server.root / "live_song.py").write_text(HELPER)
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="module")
@@ -118,14 +113,7 @@ def notebook_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabSer
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    executable = chromium_or_skip()
-    with sync_playwright() as playwright:
-        # No --autoplay-policy flag: the browser's real rules.
-        browser = playwright.chromium.launch(executable_path=str(executable), args=CHROMIUM_ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
+    yield from chromium()  # no --autoplay-policy flag: the browser's real rules
 
 
 @pytest.fixture
