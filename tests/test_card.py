@@ -314,3 +314,24 @@ def test_handoff_attribute_only_when_asked() -> None:
     (partial_audio,) = re.findall(r"<audio [^>]*>", _render.error_html(stopped, handoff_id="j"))
     assert 'data-funmusic-handoff="j"' in partial_audio
     assert "data-funmusic-handoff" not in _render.error_html(stopped)
+
+
+# -- a saved notebook exported with nbconvert ----------------------------------------------------
+def test_the_card_survives_nbconvert_html_with_its_player_lyrics_and_waveform(
+    long_song: tuple[bytes, bytes, str, float],
+) -> None:
+    """The song's record renders with no kernel: ``jupyter nbconvert --to html`` keeps the
+    player (audio data on the ``<audio>`` itself), the lyrics and the waveform picture."""
+    import nbconvert
+    import nbformat
+    _, mp3, lyrics, seconds = long_song
+    song = _song(mp3, "mp3", lyrics, seconds)
+    nb = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell("%%funmusic --wait\n" + lyrics)
+    cell.outputs = [nbformat.v4.new_output("display_data", data=_render.song_bundle(song))]
+    nb.cells.append(cell)
+    html, _ = nbconvert.HTMLExporter().from_notebook_node(nb)
+    assert _embedded(html) == [("audio/mpeg", mp3)]
+    assert re.search(r'<audio[^>]*src="data:audio/mpeg;base64,', html)
+    assert "Coffee steam and an open door" in html
+    assert re.search(r'<img[^>]*src="data:image/png;base64,', html)  # the waveform
