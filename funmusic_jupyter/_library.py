@@ -38,7 +38,7 @@ from ._html import escape as _e
 from ._models import Song
 from ._spending import CostReport, cost_report
 from ._storage import DEFAULT_OUTPUT_DIR
-from ._validation import SongRequest, first_line
+from ._validation import SongRequest, build_request, first_line
 
 __all__ = [
     "KEY_VERSION",
@@ -182,12 +182,32 @@ def scan(
     return entries
 
 
-def load_song(entry: LibraryEntry, request: SongRequest) -> Song | None:
-    """The finished song ``entry`` describes, audio and all; None if it cannot be read."""
+def _request_of(meta: dict[str, Any]) -> SongRequest:
+    """The request a sidecar describes, validated again (ValidationError if today's rules
+    refuse it)."""
+    described = meta["request"]
+    mode = described["mode"]
+    extra = described.get("extra_input") or {}
+    return build_request(
+        text=described[mode],
+        mode=mode,
+        gender=described["gender"],
+        format=described["format"],
+        model=described["model"],
+        stream=bool(described.get("stream")),
+        **extra,
+    )
+
+
+def load_song(entry: LibraryEntry, request: SongRequest | None = None) -> Song | None:
+    """The finished song ``entry`` describes, audio and all; None if it cannot be read.
+    ``request`` defaults to the one in the sidecar."""
     if entry.partial:
         return None
     try:
         meta = _read_sidecar(entry.sidecar)
+        if request is None:
+            request = _request_of(meta)
         audio = entry.path.read_bytes()
         expires = meta.get("expires_at")
         song = Song(
@@ -209,7 +229,7 @@ def load_song(entry: LibraryEntry, request: SongRequest) -> Song | None:
             key=entry.key,
             made_at=entry.when,
         )
-    except (_Unreadable, OSError, KeyError, TypeError, ValueError):
+    except (_Unreadable, OSError, KeyError, TypeError, ValueError):  # ValidationError too
         return None
     return song
 

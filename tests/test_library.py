@@ -329,3 +329,56 @@ def test_budget_refuses_the_request_that_would_cross_it(
     ip.run_line_magic("config", "FunMusicMagics.budget = None")
     run(ip, "--wait", OTHER)
     assert posts(sim) == before + 2
+
+
+# -- the panel -------------------------------------------------------------------------------------
+def _panel(sim: SimulatorServer, out: Path, **kwargs: Any) -> Any:
+    from funmusic_jupyter import FunMusicPanel
+
+    return FunMusicPanel(
+        backend="api", base_url=sim.base_url, output_dir=out, text=PROMPT, **kwargs
+    )
+
+
+def _click(panel: Any) -> Any:
+    panel.generate_button.click()
+    song = panel.wait(60)
+    deadline = time.monotonic() + 60
+    while panel.busy:  # the run ends just after the job does
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    return song
+
+
+def test_the_panel_reuses_and_lists_the_library_across_panels(
+    sim: SimulatorServer, tmp_path: Path
+) -> None:
+    out = tmp_path / "songs"
+    before = posts(sim)
+    first = _panel(sim, out)
+    made = _click(first)
+    assert posts(sim) == before + 1 and made.made_at is None
+    # A new panel (as after a kernel restart): the history comes from the output directory.
+    second = _panel(sim, out)
+    assert repr(second).endswith("songs=0, state='idle')")  # this session's songs: none yet
+    labels = [label for label, _ in second.history_select.options]
+    assert len(labels) == 1 and "A cheerful ukulele song" in labels[0]
+    second.history_select.value = second.history_select.options[0][1]
+    second.show_button.click()
+    assert "<audio" in second.result.value and "base64" in second.result.value
+    reused = _click(second)
+    assert posts(sim) == before + 1  # nothing sent
+    assert reused.audio == made.audio and reused.made_at is not None
+    assert "reused from" in second.result.value and "Reused" in second.status.value
+    assert len(second.history_select.options) == 1  # listed once, not twice
+    second.reuse = False
+    _click(second)
+    assert posts(sim) == before + 2
+
+
+def test_the_panel_follows_the_budget(sim: SimulatorServer, tmp_path: Path) -> None:
+    panel = _panel(sim, tmp_path / "songs", budget=0.0)
+    before = posts(sim)
+    assert _click(panel) is None
+    assert posts(sim) == before
+    assert "budget reached" in panel.result.value
