@@ -14,6 +14,7 @@ user saves in ``notebooks/`` is their own, not a test that fails because nbval r
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -43,3 +44,22 @@ def pytest_configure(config: pytest.Config) -> None:
         os.environ.pop(name, None)
     home = tempfile.mkdtemp(prefix="funmusic-test-home-")
     os.environ["HOME"] = home
+
+
+def fresh_output_dir(folder: Path = NOTEBOOKS) -> None:
+    """Start the teaching notebooks from an empty ``funmusic-output``.
+
+    A song already in the folder is reused instead of made again (``_library``), so a second
+    run of a notebook would differ from its stored first run (no streaming, other job ids).
+    The previous run's songs are kept, moved to ``funmusic-output.previous``.
+    """
+    out = folder / "funmusic-output"
+    if out.is_dir():
+        previous = folder / "funmusic-output.previous"
+        shutil.rmtree(previous, ignore_errors=True)
+        out.rename(previous)
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    if any(NOTEBOOKS in Path(str(item.path)).parents for item in session.items):
+        fresh_output_dir()

@@ -28,6 +28,7 @@ from ._errors import (
     APITimeoutError,
     AuthenticationError,
     BadRequestError,
+    BudgetExceededError,
     ConfigurationError,
     ContentInspectionError,
     FunMusicError,
@@ -39,7 +40,9 @@ from ._errors import (
     StreamInterruptedError,
     ValidationError,
 )
+from ._library import Library, LibraryEntry, library
 from ._models import AudioChunk, Song, StreamEvent, StreamFinished
+from ._spending import CostReport
 from ._validation import Limit, SongRequest, TextStats, build_request, limit_for, text_stats
 from ._version import __version__
 
@@ -55,13 +58,17 @@ __all__ = [
     "AudioChunk",
     "AuthenticationError",
     "BadRequestError",
+    "BudgetExceededError",
     "ConfigurationError",
     "ContentInspectionError",
+    "CostReport",
     "FunMusicClient",
     "FunMusicError",
     "FunMusicPanel",
     "FunMusicWarning",
     "GenerationCancelled",
+    "Library",
+    "LibraryEntry",
     "Limit",
     "PermissionDeniedError",
     "RateLimitError",
@@ -80,6 +87,7 @@ __all__ = [
     "astream",
     "build_request",
     "generate",
+    "library",
     "limit_for",
     "load_ipython_extension",
     "resolve_settings",

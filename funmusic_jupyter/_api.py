@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import os
 import threading
 from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass, field
@@ -31,7 +32,11 @@ from typing import Any
 from ._client import AsyncFunMusicClient, AsyncSongStream, FunMusicClient, SongStream
 from ._config import resolve_settings
 from ._errors import FunMusicError
+from ._library import find_reusable, song_key
 from ._models import Song
+from ._spending import check_budget, record
+from ._storage import save_song
+from ._validation import SongRequest
 
 __all__ = ["agenerate", "astream", "generate", "stream"]
 
@@ -185,6 +190,42 @@ def close_default_clients() -> None:
         client.close()
 
 
+def _ahead(
+    client: FunMusicClient | AsyncFunMusicClient,
+    stream: bool,
+    fields: dict[str, Any],
+    *,
+    reuse: bool,
+    output_dir: str | os.PathLike[str] | None,
+    budget: float | None,
+) -> tuple[SongRequest, Song | None]:
+    """What every call checks before sending: the request, then reuse, then the budget.
+    Returns the request and, when ``reuse`` found one, the song already on disk."""
+    request = client._build(stream, fields)
+    if reuse:
+        found = find_reusable(request, client.settings, output_dir)
+        if found is not None:
+            return request, found
+    check_budget(backend=client.settings.backend, budget=budget)
+    return request, None
+
+
+def _made(
+    song: Song,
+    request: SongRequest,
+    client: FunMusicClient | AsyncFunMusicClient,
+    *,
+    reuse: bool,
+    output_dir: str | os.PathLike[str] | None,
+) -> Song:
+    song.key = song_key(request, client.settings)  # a later song.save() makes it reusable
+    record(song)
+    if reuse:
+        # Asked to reuse: keep this take in the library so the next identical call finds it.
+        save_song(song, output_dir)
+    return song
+
+
 def generate(
     *,
     prompt: str | None = None,
@@ -200,14 +241,31 @@ def generate(
     base_url: str | None = None,
     endpoint: str | None = None,
     backend: str = "auto",
+    reuse: bool = False,
+    output_dir: str | os.PathLike[str] | None = None,
+    budget: float | None = None,
     **extra_input: Any,
 ) -> Song:
-    """Make a song and return it (blocking). With no key configured: the offline simulator."""
+    """Make a song and return it (blocking). With no key configured: the offline simulator.
+
+    ``reuse=True``: when ``output_dir`` (default ``./funmusic-output``) already holds a song made
+    by this very request, return it from disk with nothing sent or billed (its ``made_at`` is
+    set, and its card says it was reused); else make it and save it there. ``budget`` (default:
+    ``FunMusicMagics.budget`` if the extension is loaded, else none) refuses the request with
+    ``BudgetExceededError`` once this session has spent it.
+    """
     client = _sync_client(api_key, base_url, endpoint, backend)
-    return client.generate(
+    fields = dict(
         prompt=prompt, lyrics=lyrics, text=text, mode=mode, gender=gender, format=format,
-        stream=stream, model=model, headers=headers, **extra_input,
+        model=model, **extra_input,
     )
+    request, found = _ahead(
+        client, stream, fields, reuse=reuse, output_dir=output_dir, budget=budget
+    )
+    if found is not None:
+        return found
+    song = client.generate_request(request, headers=headers)
+    return _made(song, request, client, reuse=reuse, output_dir=output_dir)
 
 
 async def agenerate(
@@ -225,14 +283,25 @@ async def agenerate(
     base_url: str | None = None,
     endpoint: str | None = None,
     backend: str = "auto",
+    reuse: bool = False,
+    output_dir: str | os.PathLike[str] | None = None,
+    budget: float | None = None,
     **extra_input: Any,
 ) -> Song:
-    """Make a song and return it (async)."""
+    """Make a song and return it (async). ``reuse``, ``output_dir``, ``budget``: as ``generate``."""
     client = _async_client(api_key, base_url, endpoint, backend)
-    return await client.generate(
+    fields = dict(
         prompt=prompt, lyrics=lyrics, text=text, mode=mode, gender=gender, format=format,
-        stream=stream, model=model, headers=headers, **extra_input,
+        model=model, **extra_input,
     )
+    # Reading a few sidecars is quick; it stays on the loop rather than adding a thread hop.
+    request, found = _ahead(
+        client, stream, fields, reuse=reuse, output_dir=output_dir, budget=budget
+    )
+    if found is not None:
+        return found
+    song = await client.generate_request(request, headers=headers)
+    return _made(song, request, client, reuse=reuse, output_dir=output_dir)
 
 
 def stream(

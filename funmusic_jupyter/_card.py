@@ -54,6 +54,7 @@ from ._html import (
 )
 from ._models import Song, mime_type_for
 from ._preview import embedded_audio
+from ._spending import session_total_text
 from ._validation import _TAG_LINE
 from ._wav import is_wav, repair_wav
 from ._waveform import analyse, waveform_html
@@ -202,6 +203,8 @@ def song_rows(
             "Simulated",
             "yes: made by the offline simulator, not by Fun-Music" if song.simulated else "no",
         ),
+        # What this kernel has spent so far (real service only; the simulator is free).
+        ("Session total", session_total_text(price_per_second, currency)),
     ]
 
 

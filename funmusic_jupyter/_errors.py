@@ -4,6 +4,7 @@
     ├── ValidationError            bad input, caught before anything is sent (also a ValueError)
     ├── ConfigurationError         bad settings (base URL, endpoint, missing key for backend="api")
     ├── GenerationCancelled        the user stopped a song; ``partial_audio`` holds what arrived
+    ├── BudgetExceededError        the session's spending reached its budget: nothing was sent
     └── APIError                   status_code, code, message, request_id, partial_audio
         ├── BadRequestError            400 InvalidParameter, 404 Model.NotExist, other 4xx
         │   └── ContentInspectionError 400 DataInspectionFailed
@@ -43,6 +44,7 @@ __all__ = [
     "APITimeoutError",
     "AuthenticationError",
     "BadRequestError",
+    "BudgetExceededError",
     "ConfigurationError",
     "ContentInspectionError",
     "FunMusicError",
@@ -123,6 +125,10 @@ class ValidationError(FunMusicError, ValueError):
 
 class ConfigurationError(FunMusicError, ValueError):
     """A setting (key, base URL, endpoint, backend) cannot be used."""
+
+
+class BudgetExceededError(FunMusicError):
+    """A request was refused before sending: this session already spent its ``budget``."""
 
 
 class GenerationCancelled(FunMusicError):

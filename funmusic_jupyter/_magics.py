@@ -34,10 +34,13 @@ from IPython.display import display as _ipython_display
 from traitlets import Bool, CaselessStrEnum, Float, Int, TraitError, Unicode, validate
 
 from . import _render
-from ._config import resolve_settings
+from ._config import Settings, resolve_settings
 from ._errors import GenerationCancelled, quote
+from ._library import Library, find_reusable, library, reuse_note
 from ._live_session import LiveSession
+from ._models import Song
 from ._policy import StreamPreference, plan_request
+from ._spending import check_budget
 from ._validation import FORMATS, GENDERS, SongRequest
 from ._worker import FINAL_STATES, Job, client_options, current_worker, get_worker
 
@@ -50,7 +53,7 @@ argument: Callable[..., Callable[[_F], _F]] = _ma.argument
 magic_arguments: Callable[..., Callable[[_F], _F]] = _ma.magic_arguments
 
 _HELP_HINT = "see %%funmusic? for the options"
-_SUBCOMMANDS = "status, stop [ID], config"
+_SUBCOMMANDS = "status, stop [ID], config, list [N], cost"
 # A song can take minutes; how long ``%funmusic stop`` and an interrupt wait for the job to
 # close its stream and save its partial audio before giving up waiting (the job still ends).
 _STOP_WAIT = 15.0
@@ -121,6 +124,17 @@ class FunMusicMagics(Magics):
     progress_interval = Float(
         0.25, help="Minimum seconds between two progress updates of a cell's output."
     ).tag(config=True)
+    reuse = Bool(
+        True,
+        help="Show the song already saved for the same request (model, text, voice, format, "
+        "backend…) instead of paying for it again; --fresh makes a new take anyway.",
+    ).tag(config=True)
+    budget = Float(
+        None,
+        allow_none=True,
+        help="Refuse new requests to the real service once this kernel session has spent this "
+        "much (in the currency); None: no budget. The simulator is free.",
+    ).tag(config=True)
     embed_limit = Int(
         _render.DEFAULT_EMBED_LIMIT,
         help="WAV songs over this many bytes are embedded in the notebook as an MP3 preview, "
@@ -154,6 +168,15 @@ class FunMusicMagics(Magics):
             raise TraitError(f"FunMusicMagics.{name} must be >= 0; got {quote(value)}")
         return value
 
+    @validate("budget")
+    def _budget_non_negative(self, proposal: Any) -> float | None:
+        if proposal["value"] is None:
+            return None
+        value = float(proposal["value"])
+        if not value >= 0:  # NaN too
+            raise TraitError(f"FunMusicMagics.budget must be >= 0 or None; got {quote(value)}")
+        return value
+
     @validate("embed_limit")
     def _embed_limit_non_negative(self, proposal: Any) -> int:
         value = int(proposal["value"])
@@ -171,6 +194,7 @@ class FunMusicMagics(Magics):
     @argument("--stream", action="store_true", help="Insist on streaming (else: when it can).")
     @argument("--no-stream", action="store_true", help="Generate, then download: longer texts.")
     @argument("--wait", action="store_true", help="Block until done; show the result once.")
+    @argument("--fresh", action="store_true", help="Make a new take even if one is saved.")
     @argument("--autoplay", action="store_true", help="Play as soon as the first audio arrives.")
     @argument("--out", metavar="NAME", help="Bind the Song to NAME in the notebook.")
     @argument("--save", metavar="PATH", help="Also save the audio (and sidecar) to PATH.")
@@ -201,11 +225,18 @@ class FunMusicMagics(Magics):
             %funmusic status        # running, done and failed songs
             %funmusic stop 2        # stop song 2 (or all running songs: %funmusic stop)
             %funmusic config        # effective settings (the API key only as present/absent)
+            %funmusic list 10       # the ten newest songs in the output directory
+            %funmusic cost          # billed seconds and cost per day, and this session's
+
+        An unchanged cell run again shows the song already saved for it ("reused from …, not
+        billed"), with nothing sent; ``--fresh`` makes a new take and keeps the old one
+        (``%config FunMusicMagics.reuse = False`` turns reuse off).
 
         Defaults: ``%config FunMusicMagics.gender = "male"`` (also format, stream, backend,
         base_url, endpoint, output_dir, price_per_second, currency, connect_timeout,
-        read_timeout, idle_timeout, embed_limit: WAV songs over it are embedded as an MP3
-        preview). The cell body is sent exactly as typed: no ``{}`` or ``$`` expansion.
+        read_timeout, idle_timeout, reuse, budget, embed_limit: WAV songs over it are
+        embedded as an MP3 preview). The cell body is sent exactly as typed: no ``{}`` or
+        ``$`` expansion.
         """
         if cell is None:
             self._line(line)
@@ -250,7 +281,7 @@ class FunMusicMagics(Magics):
         request, notes = plan_request(stream=stream, **fields)  # notes: warnings too
         return request, list(notes)
 
-    def _client_options(self, backend: str) -> tuple[dict[str, Any], list[str]]:
+    def _client_options(self, backend: str) -> tuple[dict[str, Any], Settings, list[str]]:
         """Keyword arguments for the client, and notes about them. Raises ConfigurationError
         (one line) now, in the cell, rather than later in the background."""
         options, settings = client_options(
@@ -267,7 +298,7 @@ class FunMusicMagics(Magics):
                 "no API key configured: the offline simulator makes this song "
                 "(set DASHSCOPE_API_KEY for Fun-Music)"
             )
-        return options, notes
+        return options, settings, notes
 
     def _cell(self, line: str, cell: str) -> None:
         opts = self._parse(line)
@@ -276,14 +307,29 @@ class FunMusicMagics(Magics):
                 "%%funmusic needs lyrics or a description in the cell body; got an empty cell"
             )
         request, read_notes = self._request(opts, cell)  # ValidationError: one line, nothing sent
-        options, notes = self._client_options(opts.backend or self.backend)
+        options, settings, notes = self._client_options(opts.backend or self.backend)
         notes = read_notes + notes
+        output_dir = Path(self.output_dir or "funmusic-output").expanduser().resolve()
+        # The one reuse check and the one budget check (_library, _spending), as in the panel
+        # and the Python API. A reused song is shown at once: nothing streams, nothing is sent.
+        # --fault asks the simulator to misbehave: that is never answered from disk.
+        if self.reuse and not opts.fresh and not opts.fault:
+            found = find_reusable(request, settings, output_dir)
+            if found is not None:
+                reused = [*request.warnings, reuse_note(found)]
+                display(self._song_bundle(found, opts, reused), raw=True)
+                return
+        check_budget(
+            backend=settings.backend,
+            budget=self.budget,
+            price_per_second=self.price_per_second,
+            currency=self.currency,
+        )
         headers = None
         if opts.fault:
             from .simulator import FAULT_HEADER
 
             headers = {FAULT_HEADER: opts.fault}
-        output_dir = Path(self.output_dir or "funmusic-output").expanduser().resolve()
         worker = get_worker()
 
         if opts.wait:
@@ -380,6 +426,21 @@ class FunMusicMagics(Magics):
                 handoff_id=handoff_id,
             )
         also_saved: list[Path] = [job.saved_path] if job.saved_path else []
+        return self._song_bundle(
+            song, opts, notes, also_saved=also_saved, handoff_id=handoff_id
+        )
+
+    def _song_bundle(
+        self,
+        song: Song,
+        opts: argparse.Namespace,
+        notes: Sequence[str],
+        *,
+        also_saved: Sequence[Path] = (),
+        handoff_id: str | None = None,
+    ) -> dict[str, str]:
+        """--save a copy, bind --out, render: for a new song and for a reused one alike."""
+        notes = list(notes)
         if opts.save:
             try:
                 song.save(opts.save)
@@ -411,6 +472,10 @@ class FunMusicMagics(Magics):
             self._stop(args[0] if args else None)
         elif command == "config" and not args:
             self._config()
+        elif command == "list" and len(args) <= 1:
+            self._list(args[0] if args else None)
+        elif command == "cost" and not args:
+            display(self._library().cost())
         elif command in ("help", "-h", "--help") and not args:
             display({"text/plain": self._usage()}, raw=True)
         elif command.startswith("-"):
@@ -457,6 +522,19 @@ class FunMusicMagics(Magics):
             lines.append(f"Song {job.id}: {_render.stopped_text(job)}")
         display({"text/plain": "\n".join(lines) or "no song is running"}, raw=True)
 
+    def _library(self) -> Library:
+        return library(
+            self.output_dir or "funmusic-output",
+            price_per_second=self.price_per_second,
+            currency=self.currency,
+        )
+
+    def _list(self, count: str | None) -> None:
+        if count is not None and not (count.isdigit() and int(count) > 0):
+            raise UsageError(f"%funmusic list: N must be a whole number > 0; got {quote(count)}")
+        songs = self._library()
+        display(songs.head(int(count)) if count else songs)
+
     def _config(self) -> None:
         rows: dict[str, Any] = {
             # An empty string means "from the environment, else the default": say so.
@@ -479,6 +557,8 @@ class FunMusicMagics(Magics):
                 "embed_limit",
                 "autoplay",
                 "live_player",
+                "reuse",
+                "budget",
             )
         }
         rows["output_dir"] = f"{self.output_dir} ({Path(self.output_dir).expanduser().resolve()})"

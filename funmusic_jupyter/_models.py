@@ -65,6 +65,11 @@ class Song:
     request: SongRequest
     simulated: bool = False
     saved_path: Path | None = field(default=None)
+    #: What decides the song (``_library.song_key``): written to the sidecar, so a later
+    #: identical request finds this song instead of paying for a new one.
+    key: str | None = field(default=None)
+    #: Set on a song read back from the library (``_library.load_song``): when it was saved.
+    made_at: datetime | None = field(default=None)
 
     @property
     def mime_type(self) -> str:
@@ -107,6 +112,7 @@ class Song:
             "total_time": self.total_time,
             "lyrics": self.lyrics,
             "request": self.request.describe(),
+            "key": self.key,
         }
 
     def save(self, path: str | os.PathLike[str]) -> Path:
@@ -158,10 +164,13 @@ class Song:
         when the extension is loaded, else about 8 MB: a WAV over it is embedded as an MP3
         preview with a link to the saved file."""
         from . import _render  # render lazily: the module is only needed in notebooks
+        from ._library import reuse_note
 
         if embed_limit is None:
             embed_limit = _render.configured_embed_limit()
-        return _render.song_bundle(self, embed_limit=embed_limit)
+        # A song read back from the library (fm.generate(..., reuse=True)) says so on its card.
+        notes = [reuse_note(self, fresh="reuse=False")] if self.made_at is not None else []
+        return _render.song_bundle(self, embed_limit=embed_limit, notes=notes)
 
 
 @dataclass(frozen=True)

@@ -39,16 +39,18 @@ from traitlets import Bool
 from . import _render
 from ._config import Settings, resolve_settings
 from ._errors import FunMusicError, ValidationError, quote
+from ._library import find_reusable, reuse_note
 from ._live_session import LiveSession
 from ._models import Song
+from ._panel_history import PanelHistory
 from ._policy import plan_request, refused_stream, stream_preference
+from ._spending import check_budget
 from ._storage import DEFAULT_OUTPUT_DIR
 from ._validation import (
     FORMATS,
     GENDERS,
     SongRequest,
     detect_mode,
-    first_line,
     limit_for,
     text_stats,
 )
@@ -71,7 +73,6 @@ _STATE_WORDS = {
 # It moves along 1 - exp(-x / scale): always forward, never full before the end, where x is the
 # audio received (streaming) or the time elapsed (not streaming). The status line has the facts.
 _BAR_SCALE_SECONDS = 60.0
-_TITLE_LENGTH = 60
 _PANEL_CLASS = "funmusic-panel"
 # ipywidgets gives HTML widgets a fixed one-control line height (28 px), which spreads wrapped
 # status lines and long paths far apart; text inside the panel reads better at 1.4.
@@ -92,20 +93,6 @@ def _e(text: object) -> str:
     return html.escape(str(text), quote=True)
 
 
-def _short(text: str, length: int = _TITLE_LENGTH) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= length else text[: length - 1] + "…"
-
-
-def song_title(song: Song) -> str:
-    """A history title: the first sung line for lyrics, the prompt for a prompt."""
-    if song.mode == "lyrics":
-        line = song.first_line() or first_line(song.request.text)
-    else:
-        line = song.request.text
-    return _short(line) or "Song"
-
-
 @dataclass(eq=False)
 class _Run:
     """One click of Generate. The listener is bound to it, so a late event from an old song
@@ -115,6 +102,7 @@ class _Run:
     job: Job | None = None
     notes: list[str] = field(default_factory=list)
     live: LiveSession | None = None  # the live player of a streamed song
+    reused: Song | None = None  # a song answered from the output directory: nothing was sent
 
 
 class FunMusicPanel(widgets.VBox):  # type: ignore[misc]
@@ -144,6 +132,13 @@ class FunMusicPanel(widgets.VBox):  # type: ignore[misc]
         WAV songs over this many bytes are shown with an MP3 preview and a link to the full
         WAV on disk, so a saved notebook stays small (default about 8 MB).
 
+    ``reuse`` (also a trait: ``panel.reuse = False``)
+        On by default, as in ``%%funmusic``: a request already made is answered from the
+        output directory ("reused from …, not billed"), with nothing sent.
+    ``budget``
+        Refuse requests to the real service once this kernel session has spent this much
+        (default: ``FunMusicMagics.budget`` when the extension is loaded, else none).
+
     ``autoplay`` (also a trait: ``panel.autoplay = True``)
         Start playing a streamed song as soon as its first audio arrives. A streamed song
         always gets a live player; by default it waits for Play.
@@ -154,6 +149,7 @@ class FunMusicPanel(widgets.VBox):  # type: ignore[misc]
 
     # A Python-side trait (not synced): the live player gets the value when a song starts.
     autoplay = Bool(False, help="Play a streamed song as soon as its first audio arrives.")
+    reuse = Bool(True, help="Show the saved song for a request already made, sending nothing.")
 
     def __init__(
         self,
@@ -176,6 +172,8 @@ class FunMusicPanel(widgets.VBox):  # type: ignore[misc]
         idle_timeout: float = 60.0,
         embed_limit: int = _render.DEFAULT_EMBED_LIMIT,
         autoplay: bool = False,
+        reuse: bool = True,
+        budget: float | None = None,
         **kwargs: Any,
     ) -> None:
         mode_values = [value for _, value in _MODES]
@@ -209,9 +207,6 @@ class FunMusicPanel(widgets.VBox):  # type: ignore[misc]
         self._connect_timeout = connect_timeout
         self._idle_timeout = idle_timeout
         self._embed_limit = embed_limit
-        # Each song's card, built once on the worker thread: Show puts it back without
-        # encoding a WAV preview again on the kernel's main thread.
-        self._cards: dict[int, str] = {}
         self.headers: dict[str, str] = dict(headers or {})
         # Resolved now so a bad setting fails here, in the cell, as one line.
         self._settings: Settings = resolve_settings(
@@ -220,7 +215,6 @@ class FunMusicPanel(widgets.VBox):  # type: ignore[misc]
         self._lock = threading.RLock()
         self._run: _Run | None = None
         self._last_run: _Run | None = None
-        self._songs: list[Song] = []  # oldest first; shown newest first
         self._valid_request: SongRequest | None = None
         self._valid_notes: tuple[str, ...] = ()
         self._reason = ""
@@ -287,24 +281,15 @@ class FunMusicPanel(widgets.VBox):  # type: ignore[misc]
         # A streamed song's live player sits here until the result's card takes over from it.
         self.live_box = widgets.Box(layout=full)
         self.result = widgets.HTML(layout=full)
-        self.history_select = widgets.Select(
-            options=[], rows=4, layout=widgets.Layout(width="100%")
+        # The history (_panel_history) lists this session's songs, then the output
+        # directory's, so a restarted kernel still finds every song saved before.
+        self._history = PanelHistory(
+            output_dir=self._output_dir, render=self._card, show=self._show_card
         )
-        self.show_button = widgets.Button(
-            description="Show",
-            icon="play",
-            disabled=True,
-            tooltip="Put the selected song back in the result area",
-        )
-        self.saved_label = widgets.HTML(layout=full)
-        self.history_box = widgets.VBox(
-            [
-                widgets.HTML("<b>This session's songs</b> (newest first)"),
-                self.history_select,
-                widgets.HBox([self.show_button, self.saved_label]),
-            ],
-            layout=widgets.Layout(display="none"),
-        )
+        self.history_select = self._history.select
+        self.show_button = self._history.show_button
+        self.saved_label = self._history.saved_label
+        self.history_box = self._history.box
 
         self.text.observe(self._on_input, names="value")
         self.mode.observe(self._on_input, names="value")
@@ -313,8 +298,6 @@ class FunMusicPanel(widgets.VBox):  # type: ignore[misc]
         self.stream.observe(self._on_input, names="value")
         self.generate_button.on_click(self._on_generate)
         self.cancel_button.on_click(self._on_cancel)
-        self.show_button.on_click(self._on_show)
-        self.history_select.observe(self._on_select, names="value")
 
         super().__init__(
             [
@@ -335,6 +318,8 @@ class FunMusicPanel(widgets.VBox):  # type: ignore[misc]
             **kwargs,
         )
         self.autoplay = bool(autoplay)
+        self.reuse = bool(reuse)
+        self._budget = budget
         self._on_input()
 
     # -- what the panel shows about itself -----------------------------------------------------
@@ -342,7 +327,7 @@ class FunMusicPanel(widgets.VBox):  # type: ignore[misc]
         # Deterministic: nbval compares a widget's display by this text.
         with self._lock:
             state = "generating" if self._run is not None else "idle"
-            songs = len(self._songs)
+            songs = len(self._history.songs)
         return f"FunMusicPanel(backend={self._settings.backend!r}, songs={songs}, state={state!r})"
 
     def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
@@ -383,9 +368,9 @@ class FunMusicPanel(widgets.VBox):  # type: ignore[misc]
 
     @property
     def history(self) -> tuple[Song, ...]:
-        """This session's songs, newest first."""
-        with self._lock:
-            return tuple(reversed(self._songs))
+        """This session's songs, newest first (the history also lists the output directory's
+        earlier songs: ``fm.library()`` has them all)."""
+        return self._history.songs
 
     @property
     def busy(self) -> bool:
@@ -405,6 +390,8 @@ class FunMusicPanel(widgets.VBox):  # type: ignore[misc]
         Raises ``TimeoutError`` if the song is still running after ``timeout`` seconds."""
         with self._lock:
             run = self._run or self._last_run
+        if run is not None and run.reused is not None:
+            return run.reused
         if run is None or run.job is None:
             return None
         if not run.job.wait(timeout):
@@ -527,6 +514,20 @@ class FunMusicPanel(widgets.VBox):  # type: ignore[misc]
         self.result.value = ""  # the last song stays in the history, under Show
         try:
             options = self._client_options()
+            # The one reuse check and the one budget check, as in %%funmusic and fm.generate.
+            # Fault injection (a simulator test header) always sends, as --fault does.
+            faulty = any(k.lower() == "x-funmusic-fault" for k in self.headers)
+            if self.reuse and not faulty:
+                found = find_reusable(request, self._settings, self._output_dir)
+                if found is not None:
+                    self._reused(run, found)
+                    return
+            check_budget(
+                backend=self._settings.backend,
+                budget=self._budget,
+                price_per_second=self._price,
+                currency=self._currency,
+            )
             if request.stream:
                 run.live = LiveSession(request, autoplay=self.autoplay)
                 self.live_box.children = (run.live.player,)
@@ -549,6 +550,24 @@ class FunMusicPanel(widgets.VBox):  # type: ignore[misc]
             return
         self.backend_info.value = self._backend_html()
         run.job = job  # the listener may already have ended the run: _end() ignores that
+
+    def _reused(self, run: _Run, song: Song) -> None:
+        note = reuse_note(song, fresh="panel.reuse = False")
+        card = _render.song_html(
+            song,
+            price_per_second=self._price,
+            currency=self._currency,
+            notes=[*run.request.warnings, note],
+            embed_limit=self._embed_limit,
+        )
+        run.reused = song
+        with self._lock:
+            self._history.add(song, card)
+        self.result.value = card
+        self.progress.value = 1.0
+        self.progress.bar_style = "success"
+        self.status.value = _e(f"Reused: {song.duration:g} s of audio, not billed")
+        self._end(run)
 
     def _on_cancel(self, button: object = None) -> None:
         with self._lock:
@@ -598,9 +617,7 @@ class FunMusicPanel(widgets.VBox):  # type: ignore[misc]
                 handoff_id=run.live.handoff_id if run.live else None,
             )
             with self._lock:
-                self._cards[id(song)] = card
-                self._songs.append(song)
-                self._refresh_history(select_newest=True)
+                self._history.add(song, card)
             self.result.value = card
             self.progress.value = 1.0
             self.progress.bar_style = "success"
@@ -653,46 +670,13 @@ class FunMusicPanel(widgets.VBox):  # type: ignore[misc]
             self._refresh_buttons()
 
     # -- history -----------------------------------------------------------------------------
-    def _refresh_history(self, *, select_newest: bool) -> None:
-        with self._lock:
-            count = len(self._songs)
-            options = []
-            for index in range(count - 1, -1, -1):
-                song = self._songs[index]
-                sim = ", simulated" if song.simulated else ""
-                options.append(
-                    (
-                        f"#{index + 1} {song_title(song)} · {song.duration:g} s {song.format}{sim}",
-                        index,
-                    )
-                )
-            self.history_select.options = options
-            if select_newest and options:
-                self.history_select.value = count - 1
-            self.show_button.disabled = not options
-            self.history_box.layout.display = "flex" if options else "none"
-            self._on_select()
+    def _card(self, song: Song) -> str:
+        return _render.song_html(
+            song,
+            price_per_second=self._price,
+            currency=self._currency,
+            embed_limit=self._embed_limit,
+        )
 
-    def _on_select(self, change: object = None) -> None:
-        index = self.history_select.value
-        with self._lock:
-            song = self._songs[index] if isinstance(index, int) else None
-        if song is None:
-            self.saved_label.value = ""
-            return
-        where = os.fspath(song.saved_path) if song.saved_path else "not saved"
-        self.saved_label.value = f'<span style="{_OK_STYLE}">saved to {_e(where)}</span>'
-
-    def _on_show(self, button: object = None) -> None:
-        """Put the selected song's card (player, lyrics, details) back in the result area."""
-        index = self.history_select.value
-        with self._lock:
-            song = self._songs[index] if isinstance(index, int) else None
-        if song is not None:
-            card = self._cards.get(id(song))
-            self.result.value = card or _render.song_html(
-                song,
-                price_per_second=self._price,
-                currency=self._currency,
-                embed_limit=self._embed_limit,
-            )
+    def _show_card(self, card: str) -> None:
+        self.result.value = card

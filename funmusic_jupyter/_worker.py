@@ -35,7 +35,9 @@ from anyio.from_thread import BlockingPortal
 
 from ._config import Settings, resolve_settings
 from ._errors import GenerationCancelled, StreamInterruptedError
+from ._library import song_key
 from ._models import AudioChunk, Song, StreamFinished
+from ._spending import record
 from ._storage import save_partial, save_song
 from ._validation import SongRequest
 
@@ -239,6 +241,7 @@ class Job:
         self._t1 = time.monotonic()
         if self.song is not None:
             self.state = "saving"
+            record(self.song)  # the session's spending, before anyone can ask for the next
             try:
                 self.saved_path = save_song(self.song, self.output_dir)
             except Exception as exc:  # a full disk must not lose the song in memory
@@ -456,8 +459,11 @@ async def _produce(job: Job) -> Song:
 
     async with AsyncFunMusicClient(**job._client_options) as client:
         job.simulated = client.settings.backend == "simulator"
+        key = song_key(job.request, client.settings)  # saved in the sidecar, for reuse
         if not job.request.stream:
-            return await client.generate_request(job.request, headers=job.headers)
+            made = await client.generate_request(job.request, headers=job.headers)
+            made.key = key
+            return made
         song: Song | None = None
         async with client.stream_request(job.request, headers=job.headers) as stream:
             job._stream = stream
@@ -472,6 +478,7 @@ async def _produce(job: Job) -> Song:
                 "the stream ended without its final event",
                 partial_audio=bytes(stream.partial_audio),
             )
+        song.key = key
         return song
 
 

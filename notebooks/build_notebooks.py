@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import sys
 import tempfile
 import time
@@ -681,5 +682,10 @@ if __name__ == "__main__":
     for variable in [v for v in os.environ if v.startswith("DASHSCOPE_")]:
         del os.environ[variable]
     os.environ["HOME"] = tempfile.mkdtemp(prefix="funmusic-notebooks-home-")  # no ~/.dashscope
+    # Stored outputs are first takes: a song already in ./funmusic-output would be reused.
+    previous = NOTEBOOKS / "funmusic-output.previous"
+    if (NOTEBOOKS / "funmusic-output").is_dir():
+        shutil.rmtree(previous, ignore_errors=True)
+        (NOTEBOOKS / "funmusic-output").rename(previous)
     for name in sys.argv[1:] or list(BOOKS):
         build(name)

@@ -205,6 +205,9 @@ def session(
             "%config FunMusicMagics.backend = 'api'\n"
             f"%config FunMusicMagics.base_url = {slow.base_url!r}\n"
             "%config FunMusicMagics.progress_interval = 0.1\n"
+            # These tests are about songs being made: an unchanged cell run again must stream
+            # again, not be answered from the output directory (test_library_kernel covers that).
+            "%config FunMusicMagics.reuse = False\n"
             # pyzmq starts one garbage-collector thread at the kernel's first large message
             # (zero-copy send): have it before the baseline, so every thread after is ours.
             "from IPython.display import display as _d; _d({'text/plain': 'x' * 300_000}, raw=True)"

@@ -433,8 +433,9 @@ def test_simulator_backend(ip: InteractiveShell, monkeypatch: pytest.MonkeyPatch
     assert song.simulated
     assert "SIMULATED" in captured.outputs[0].data["text/html"]
     assert "note:" not in captured.outputs[0].data["text/plain"]  # asked for it: no note
-    # With nothing configured, auto means the simulator, and the output says so.
-    captured = run(ip, "--wait --no-stream --out song", LYRICS)
+    # With nothing configured, auto means the simulator, and the output says so. (--fresh:
+    # auto resolves to the same simulator, so the same cell would otherwise be reused.)
+    captured = run(ip, "--wait --no-stream --fresh --out song", LYRICS)
     assert ip.user_ns["song"].simulated
     assert "note: no API key configured" in captured.outputs[0].data["text/plain"]
 

@@ -530,6 +530,9 @@ def test_soak_magic_wait_in_a_real_kernel(
             f"%load_ext {EXTENSION}\n"
             "%config FunMusicMagics.backend = 'api'\n"
             f"%config FunMusicMagics.base_url = {replaying.base_url!r}\n"
+            # The soak makes the same song again and again: each must be a new request, not a
+            # song reused from the output directory.
+            "%config FunMusicMagics.reuse = False\n"
             + _KERNEL_RESOURCES
         )
         assert setup.status == "ok", setup.reply
