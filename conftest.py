@@ -14,8 +14,8 @@ user saves in ``notebooks/`` is their own, not a test that fails because nbval r
 from __future__ import annotations
 
 import os
-import shutil
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -51,12 +51,17 @@ def fresh_output_dir(folder: Path = NOTEBOOKS) -> None:
 
     A song already in the folder is reused instead of made again (``_library``), so a second
     run of a notebook would differ from its stored first run (no streaming, other job ids).
-    The previous run's songs are kept, moved to ``funmusic-output.previous``.
+    Nothing is deleted: songs already there (a user's own run of the quickstart, say) are moved
+    to ``funmusic-output.previous-<time>``.
     """
     out = folder / "funmusic-output"
-    if out.is_dir():
-        previous = folder / "funmusic-output.previous"
-        shutil.rmtree(previous, ignore_errors=True)
+    if out.is_dir() and any(out.iterdir()):
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        previous = folder / f"funmusic-output.previous-{stamp}"
+        n = 1
+        while previous.exists():
+            n += 1
+            previous = folder / f"funmusic-output.previous-{stamp}-{n}"
         out.rename(previous)
 
 
