@@ -278,11 +278,9 @@ def _words(n: int) -> str:
 def test_panel_counts_refuses_and_makes_a_song(
     lab_server: LabServer, page: Page, tmp_path: Path
 ) -> None:
-    nb = open_and_run(
-        lab_server, page, "panel", # reuse=False: an earlier test in this server made the same song, and this one
-        # must be made, not reused from the output directory.
-        ["from funmusic_jupyter import FunMusicPanel\nFunMusicPanel(reuse=False)"]
-    )
+    # reuse=False: an earlier test in this server made the same song; this one must make it.
+    cell = "from funmusic_jupyter import FunMusicPanel\nFunMusicPanel(reuse=False)"
+    nb = open_and_run(lab_server, page, "panel", [cell])
     nb.assert_no_errors()
     out = nb.output(0)
     panel = out.locator(".widget-vbox").first

@@ -177,7 +177,10 @@ def test_panel_plays_live_then_its_card_plays_on(
         lab_server,
         page,
         "panel-live",
-        [f"from funmusic_jupyter import FunMusicPanel\nFunMusicPanel(text={PROMPT!r}, reuse=False)"],
+        [
+            "from funmusic_jupyter import FunMusicPanel\n"
+            f"FunMusicPanel(text={PROMPT!r}, reuse=False)  # made, not reused: a fresh take"
+        ],
     )
     nb.run_all()
     out = nb.output(0)
