@@ -318,19 +318,40 @@ async def agenerate_many(
 ) -> list[Song | Exception]:
     """Make every song of ``requests`` (async); return one ``Song`` or exception per request,
     in input order. See ``generate_many``."""
-    from ._worker import client_options
-
     _check_concurrency(concurrency)
     limiter = RateLimiter(rpm, window=window)
     prepared = prepare_requests(requests)  # raises before anything is sent
+    listener = _with_progress(len(prepared), on_result, progress)
+    return await _execute(
+        prepared, limiter=limiter, concurrency=concurrency, output_dir=output_dir, reuse=reuse,
+        headers=headers, on_result=listener, api_key=api_key, base_url=base_url,
+        endpoint=endpoint, backend=backend,
+    )
+
+
+async def _execute(
+    prepared: Sequence[tuple[SongRequest, Mapping[str, str] | None]],
+    *,
+    limiter: RateLimiter,
+    concurrency: int,
+    output_dir: str | Path | None,
+    reuse: bool,
+    headers: Mapping[str, str] | None,
+    on_result: ResultListener | None,
+    api_key: str | None,
+    base_url: str | None,
+    endpoint: str | None,
+    backend: str,
+) -> list[Song | Exception]:
+    from ._worker import client_options
+
     options, settings = client_options(
         api_key=api_key, base_url=base_url, endpoint=endpoint, backend=backend
     )
-    folder = output_directory(output_dir).resolve()
-    listener = _with_progress(len(prepared), on_result, progress)
     return await _run(
         prepared, options=options, settings=settings, limiter=limiter, concurrency=concurrency,
-        output_dir=folder, headers=headers, reuse=reuse, on_result=listener,
+        output_dir=output_directory(output_dir).resolve(), headers=headers, reuse=reuse,
+        on_result=on_result,
     )
 
 
@@ -363,12 +384,15 @@ def generate_many(
     from the library instead of sending, when the library is installed.
     """
     _check_concurrency(concurrency)
-    RateLimiter(rpm, window=window)  # bad arguments fail here, on the caller's thread
+    limiter = RateLimiter(rpm, window=window)  # bad arguments fail here, on the caller's thread
+    prepared = prepare_requests(requests)  # so does a bad request, before anything is shown
+    # The progress line is displayed here, on the cell's own thread, so it lands in the cell's
+    # output; the batch's thread then only updates it through its display id.
+    listener = _with_progress(len(prepared), on_result, progress)
     run = functools.partial(
-        agenerate_many, list(requests), concurrency=concurrency, rpm=rpm, window=window,
-        output_dir=output_dir, reuse=reuse, headers=headers, on_result=on_result,
-        progress=progress, api_key=api_key, base_url=base_url, endpoint=endpoint,
-        backend=backend,
+        _execute, prepared, limiter=limiter, concurrency=concurrency, output_dir=output_dir,
+        reuse=reuse, headers=headers, on_result=listener, api_key=api_key, base_url=base_url,
+        endpoint=endpoint, backend=backend,
     )
     with start_blocking_portal() as portal:
         return portal.call(run)

@@ -216,3 +216,54 @@ def test_reuse_seam_skips_the_request(
                              output_dir=tmp_path, reuse=True)
     assert again == [first]
     assert len(_admitted(simulator)) == 1  # the second batch sent nothing
+
+
+def test_one_progress_line_in_a_notebook_updated_from_the_batch_thread(
+    simulator: SimulatorServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+
+    import IPython.display
+
+    shown: list[tuple[str, str]] = []
+
+    class Handle:
+        def update(self, bundle: dict[str, str], raw: bool) -> None:
+            shown.append((threading.current_thread().name, bundle["text/plain"]))
+
+    def display(bundle: dict[str, str], raw: bool, display_id: bool) -> Handle:
+        shown.append((threading.current_thread().name, bundle["text/plain"]))
+        return Handle()
+
+    monkeypatch.setattr(IPython.display, "display", display)
+    fm.generate_many([_tiny(1), {"prompt": "x", "headers": {FAULT_HEADER: "status=500"}}],
+                     progress=True, base_url=simulator.base_url, output_dir=tmp_path)
+    main = threading.current_thread().name
+    assert shown[0] == (main, "funmusic batch: 0/2 finished")  # one display, made here
+    assert shown[-1][1] == "funmusic batch: 2/2 finished, 1 failed"
+    assert len(shown) == 3 and all(name != main for name, _ in shown[1:])  # then only updates
+
+
+def test_no_progress_outside_a_kernel_by_default(
+    simulator: SimulatorServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import IPython.display
+
+    def display(*args: object, **kwargs: object) -> None:
+        raise AssertionError("nothing may be displayed outside a notebook")
+
+    monkeypatch.setattr(IPython.display, "display", display)
+    assert isinstance(
+        fm.generate_many([_tiny(2)], base_url=simulator.base_url, output_dir=tmp_path)[0],
+        fm.Song,
+    )
+
+
+def test_notes_are_warned_once_with_their_index(simulator: SimulatorServer, tmp_path: Path) -> None:
+    both = {**_tiny(5), "prompt": "ignored"}
+    with pytest.warns(fm.FunMusicWarning) as caught:
+        fm.generate_many([_tiny(4), both], base_url=simulator.base_url, output_dir=tmp_path)
+    assert [str(w.message) for w in caught] == [
+        "request 1: both lyrics and a prompt were given: the lyrics are used and the prompt "
+        "is ignored"
+    ]
