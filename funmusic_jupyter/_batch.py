@@ -38,7 +38,13 @@ import anyio
 from anyio.from_thread import start_blocking_portal
 
 from ._config import Settings
-from ._errors import ConfigurationError, FunMusicWarning, StreamInterruptedError, ValidationError
+from ._errors import (
+    ConfigurationError,
+    FunMusicWarning,
+    GenerationCancelled,
+    StreamInterruptedError,
+    ValidationError,
+)
 from ._models import Song
 from ._policy import plan_request
 from ._storage import output_directory, save_partial, save_song
@@ -233,16 +239,22 @@ async def _make(
                 )
         else:
             song = await client.generate_request(request, headers=headers)
-    except Exception as exc:
+    except BaseException as exc:
+        # Cancelled too (the batch was interrupted): what arrived was paid for, so keep it.
+        error = exc if isinstance(exc, Exception) else GenerationCancelled(
+            "the batch was stopped before this song was finished"
+        )
         from_error = getattr(exc, "partial_audio", b"") or b""
         from_stream = bytes(stream.partial_audio) if stream is not None else b""
         partial = max(from_error, from_stream, key=len)
         if partial:
-            exc.partial_path = save_partial(  # type: ignore[attr-defined]
-                partial, request, exc, output_dir,
+            path = save_partial(
+                partial, request, error, output_dir,
                 request_id=getattr(exc, "request_id", None) or getattr(stream, "request_id", None),
                 simulated=simulated, elapsed=round(time.monotonic() - started, 3),
             )
+            if isinstance(exc, Exception):
+                exc.partial_path = path  # type: ignore[attr-defined]
         raise
     finally:
         answered()
@@ -345,6 +357,8 @@ async def _execute(
 ) -> list[Song | Exception]:
     from ._worker import client_options
 
+    if not prepared:
+        return []  # nothing to make: no client, no simulator started
     options, settings = client_options(
         api_key=api_key, base_url=base_url, endpoint=endpoint, backend=backend
     )

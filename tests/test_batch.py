@@ -267,3 +267,21 @@ def test_notes_are_warned_once_with_their_index(simulator: SimulatorServer, tmp_
         "request 1: both lyrics and a prompt were given: the lyrics are used and the prompt "
         "is ignored"
     ]
+
+
+@pytest.mark.anyio
+async def test_a_cancelled_batch_keeps_the_partial_audio(
+    simulator: SimulatorServer, tmp_path: Path
+) -> None:
+    stalls = {"prompt": "Calm piano for a quiet evening", "stream": True, "format": "wav",
+              "headers": {FAULT_HEADER: "stall-after=2"}}
+    with anyio.move_on_after(3) as scope:
+        await fm.agenerate_many([stalls], base_url=simulator.base_url, output_dir=tmp_path)
+    assert scope.cancelled_caught
+    _check_one_cancelled_partial(tmp_path)
+
+
+def _check_one_cancelled_partial(folder: Path) -> None:
+    (partial,) = folder.glob("*.partial.wav")
+    assert partial.stat().st_size > 0
+    assert json.loads(sidecar_path(partial).read_text())["error"]["type"] == "GenerationCancelled"
