@@ -158,3 +158,41 @@ def test_help_lists_the_examples(tmp_path: Path) -> None:
     assert "exit codes: 0 done, 1 the song failed" in make.stdout
     batch = run(None, tmp_path, "batch", "--help")
     assert "--rpm" in batch.stdout and "summary table" in batch.stdout
+
+
+def test_make_shows_progress_on_a_terminal_only(
+    simulator: SimulatorServer, tmp_path: Path
+) -> None:
+    import pty
+    import threading
+
+    master, slave = pty.openpty()
+    received = bytearray()
+
+    def read() -> None:
+        while True:
+            try:
+                data = os.read(master, 4096)
+            except OSError:  # EIO: the child closed its end
+                return
+            if not data:
+                return
+            received.extend(data)
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DASHSCOPE_")}
+    env["DASHSCOPE_HTTP_BASE_URL"] = simulator.base_url
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    proc = subprocess.run(
+        [sys.executable, "-m", "funmusic_jupyter", "make", "Calm piano for a quiet evening",
+         "-f", "wav"],
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=slave, timeout=120,
+    )
+    os.close(slave)
+    reader.join(10)
+    os.close(master)
+    assert proc.returncode == 0
+    assert proc.stdout.decode().count("\n") == 1  # the path, and no progress on stdout
+    assert b"\r\x1b[Kfunmusic make: " in received and b" s of audio, " in received
+    piped = run(simulator, tmp_path, "make", "Calm piano for a quiet evening", "-f", "wav")
+    assert "\r" not in piped.stderr and "s of audio" not in piped.stderr  # not a terminal
