@@ -10,6 +10,7 @@ or, from Python::
 
     import funmusic_jupyter as fm
     song = fm.generate(prompt="Melancholic piano, rainy night yearning")
+    songs = fm.generate_many([{"prompt": "Rainy night piano"}, {"prompt": "Summer dance"}])
 
 With no API key configured, everything runs on the offline simulator
 (``funmusic_jupyter.simulator``), which speaks the service's exact wire protocol.
@@ -20,6 +21,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ._api import agenerate, astream, generate, stream
+from ._batch import BatchValidationError, RateLimiter, agenerate_many, generate_many
 from ._client import AsyncFunMusicClient, AsyncSongStream, FunMusicClient, SongStream
 from ._config import Settings, resolve_settings
 from ._errors import (
@@ -58,6 +60,7 @@ __all__ = [
     "AudioChunk",
     "AuthenticationError",
     "BadRequestError",
+    "BatchValidationError",
     "BudgetExceededError",
     "ConfigurationError",
     "ContentInspectionError",
@@ -72,6 +75,7 @@ __all__ = [
     "Limit",
     "PermissionDeniedError",
     "RateLimitError",
+    "RateLimiter",
     "ServerError",
     "Settings",
     "Song",
@@ -84,9 +88,11 @@ __all__ = [
     "ValidationError",
     "__version__",
     "agenerate",
+    "agenerate_many",
     "astream",
     "build_request",
     "generate",
+    "generate_many",
     "library",
     "limit_for",
     "load_ipython_extension",

@@ -1,6 +1,8 @@
 """``funmusic``: the command line (also ``python -m funmusic_jupyter``).
 
     funmusic lab notebooks/01_quickstart.ipynb   # JupyterLab, as root too
+    funmusic make "Rainy night piano" -o rain.mp3  # one song; prints its path (_commands)
+    funmusic batch songs.txt --out songs/         # one song a line, within the rate limit
     funmusic simulator --port 8765 --speed 4     # = python -m funmusic_jupyter.simulator
 
 One ``argparse`` parser with a sub-parser per command; each command is a function that takes
@@ -22,12 +24,17 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import NoReturn
 
+from ._commands import add_commands
 from ._version import __version__
 
 __all__ = ["build_parser", "lab_argv", "main"]
 
 _EXAMPLES = """\
 examples:
+  funmusic make "Melancholic piano, rainy night yearning" -o rain.mp3
+      make one song and print its path; `funmusic make --help` shows its options
+  funmusic batch songs.txt --out songs/ --rpm 60
+      one song per line of songs.txt, at most 60 requests a minute, then a summary table
   funmusic lab notebooks/01_quickstart.ipynb
       open the quickstart notebook in JupyterLab (no key set: songs come from the simulator)
   funmusic lab --port 8899 --no-browser
@@ -104,7 +111,7 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="funmusic",
-        description="Fun-Music in Jupyter: start JupyterLab or the offline simulator.",
+        description="Fun-Music in Jupyter: make songs, start JupyterLab or the offline simulator.",
         epilog=_EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -118,6 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
     ):
         sub = commands.add_parser(name, help=help_text, add_help=False)
         sub.set_defaults(run=run, passthrough=True)
+    add_commands(commands)
     return parser
 
 

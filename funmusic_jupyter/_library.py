@@ -69,6 +69,8 @@ def song_key(request: SongRequest, settings: Settings) -> str:
         "format": request.format,
         "extra_input": dict(request.extra_input),
     }
+    if request.instrumental:  # only when set, so the keys of every sung song stay as they were
+        decided["instrumental"] = True
     # sort_keys + fixed separators: the same request gives the same bytes in every process.
     blob = json.dumps(decided, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
     return "sha256:" + hashlib.sha256(blob.encode("utf-8")).hexdigest()
@@ -195,6 +197,7 @@ def _request_of(meta: dict[str, Any]) -> SongRequest:
         format=described["format"],
         model=described["model"],
         stream=bool(described.get("stream")),
+        instrumental=bool(described.get("instrumental")),
         **extra,
     )
 

@@ -142,6 +142,12 @@ class Song:
         """The first sung line (no tags), for titles."""
         return first_line(self.lyrics)
 
+    def _voice(self) -> str:
+        if self.request.instrumental:
+            return "instrumental"
+        # fun-music-preview takes no gender: the model's own voice.
+        return f"{self.gender} voice" if self.gender else "default voice"
+
     def summary(self) -> str:
         """Deterministic one-liner: no ids, no timings, nothing that changes between runs."""
         ch = {1: "mono", 2: "stereo"}.get(self.channels, f"{self.channels} channels")
@@ -151,7 +157,7 @@ class Song:
             first = first[:47] + "…"
         return (
             f"<Song {self.format} {self.sample_rate} Hz {ch}, {self.duration:g} s, "
-            f"{self.mode} mode, {self.gender} voice{sim}: {first!r}>"
+            f"{self.mode} mode, {self._voice()}{sim}: {first!r}>"
         )
 
     def __repr__(self) -> str:

@@ -25,6 +25,11 @@ Counting
     *Words* are runs of Latin letters, digits and apostrophes; in a mixed streaming prompt each
     Han character counts as one word, since the service counts "Chinese characters or English
     words".
+Instrumental and the preview model (from the vendor's newer pages, not the original reference)
+    ``instrumental=True`` sends ``"is_instrumental": true`` (a song with no vocals); it must be
+    a real ``bool``. ``fun-music-preview`` takes a prompt only: lyrics, and a gender other than
+    the default (female, which front ends always hold), are refused before sending, and no
+    ``gender`` is sent for it.
 Limits (``fun-music-v1``; other model names skip the length limits but keep every other check)
 
     =================  ======================  ==================================
@@ -64,6 +69,8 @@ __all__ = [
 ]
 
 DEFAULT_MODEL = "fun-music-v1"
+#: Takes a prompt only: no lyrics, no gender (vendor pages of 2026; see the module docstring).
+PREVIEW_MODEL = "fun-music-preview"
 LIMITED_MODELS = frozenset({DEFAULT_MODEL})
 GENDERS = ("female", "male")
 FORMATS = ("mp3", "wav")
@@ -310,6 +317,7 @@ class SongRequest:
     unit: str
     extra_input: Mapping[str, Any] = field(default_factory=dict)
     warnings: tuple[str, ...] = ()
+    instrumental: bool = False  # sent as input.is_instrumental
 
     @property
     def limit(self) -> Limit:
@@ -317,7 +325,12 @@ class SongRequest:
 
     def payload(self) -> dict[str, Any]:
         """The JSON body. It holds no key: the key only ever travels in a header."""
-        inp: dict[str, Any] = {self.mode: self.text, "gender": self.gender, "format": self.format}
+        inp: dict[str, Any] = {self.mode: self.text}
+        if self.gender:  # empty for fun-music-preview, which takes no gender
+            inp["gender"] = self.gender
+        inp["format"] = self.format
+        if self.instrumental:  # only when asked: the service's default is a song with vocals
+            inp["is_instrumental"] = True
         inp.update(self.extra_input)
         return {"model": self.model, "input": inp}
 
@@ -335,6 +348,7 @@ class SongRequest:
             "format": self.format,
             "stream": self.stream,
             "language": self.language,
+            "instrumental": self.instrumental,
             "extra_input": dict(self.extra_input),
         }
 
@@ -344,17 +358,20 @@ def build_request(
     text: str | None = None,
     prompt: str | None = None,
     lyrics: str | None = None,
-    gender: str = "female",
+    gender: str | None = None,
     format: str = "mp3",
     stream: bool = False,
     model: str = DEFAULT_MODEL,
     mode: str = "auto",
+    instrumental: bool = False,
     **extra_input: Any,
 ) -> SongRequest:
     """Validate a request and return it, or raise ``ValidationError`` saying what to fix.
 
     ``text`` is mode-neutral (the magic's cell body, the panel's text area): ``mode`` is
     ``"auto"``, ``"lyrics"`` or ``"prompt"``. ``prompt``/``lyrics`` are the API's own fields.
+    ``gender`` defaults to female (``None``: not given, which ``fun-music-preview`` requires);
+    ``instrumental=True`` asks for a song with no vocals.
     """
     warnings: list[str] = []
     if mode not in ("auto", "lyrics", "prompt"):
@@ -401,7 +418,20 @@ def build_request(
     _check_sendable(final_mode, given_text)
     _check_sendable("model", model)
 
-    gender = _choice("gender", gender, GENDERS)
+    preview = model.strip() == PREVIEW_MODEL
+    if preview:
+        _check_preview(final_mode, gender, detected=text is not None and mode == "auto")
+        gender = ""
+    else:
+        gender = _choice("gender", "female" if gender is None else gender, GENDERS)
+    if "is_instrumental" in extra_input:
+        # The wire's own name works too (it used to pass through as an extra input field).
+        alias = extra_input.pop("is_instrumental")
+        if instrumental and alias is not True:
+            raise ValidationError("pass either instrumental= or is_instrumental=, not both")
+        instrumental = alias
+    if not isinstance(instrumental, bool):
+        raise ValidationError(f"instrumental must be True or False; got {quote(instrumental)}")
     format = _choice("format", format, FORMATS)
     if not isinstance(stream, bool):
         raise ValidationError(f"stream must be True or False; got {quote(stream)}")
@@ -442,9 +472,27 @@ def build_request(
         unit=limit.unit,
         extra_input=dict(extra_input),
         warnings=tuple(warnings),
+        instrumental=instrumental,
     )
     request.body()  # every field was checked above; this proves the whole body encodes
     return request
+
+
+def _check_preview(mode: Mode, gender: object, *, detected: bool) -> None:
+    """``fun-music-preview`` takes a prompt only: refuse lyrics and an explicit gender."""
+    if mode == "lyrics":
+        why = " (the text has a structure-tag line such as [verse])" if detected else ""
+        raise ValidationError(
+            f"{PREVIEW_MODEL} takes a prompt only; got lyrics{why}. Describe the song as a "
+            f"prompt (prompt=, --prompt), or use {DEFAULT_MODEL} for lyrics."
+        )
+    # The default voice is what every front end holds when nobody chose one (the magic's trait,
+    # the panel's toggle), so it is simply not sent; a voice that would change the song is refused.
+    if gender is not None and not (isinstance(gender, str) and gender.strip().lower() == "female"):
+        raise ValidationError(
+            f"{PREVIEW_MODEL} takes no gender; got gender={quote(gender)}. Leave it out, or "
+            f"use {DEFAULT_MODEL} to choose the voice."
+        )
 
 
 def validate_payload(body: object, *, stream: bool) -> SongRequest:
@@ -459,11 +507,11 @@ def validate_payload(body: object, *, stream: bool) -> SongRequest:
     inp = body.get("input")
     if not isinstance(inp, Mapping):
         raise ValidationError(f"input must be a JSON object; got {type(inp).__name__}")
-    extra = {k: v for k, v in inp.items() if k not in _RESERVED_INPUT}
+    extra = {k: v for k, v in inp.items() if k not in _RESERVED_INPUT}  # is_instrumental: alias
     return build_request(
         prompt=inp.get("prompt"),
         lyrics=inp.get("lyrics"),
-        gender=inp.get("gender", "female"),
+        gender=inp.get("gender"),
         format=inp.get("format", "mp3"),
         stream=stream,
         model=model,

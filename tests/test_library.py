@@ -129,6 +129,7 @@ def test_the_key_changes_with_everything_that_decides_the_song() -> None:
         song_key(build_request(**{**base, "format": "wav"}), api),
         song_key(build_request(**{**base, "model": "fun-music-v2"}), api),
         song_key(build_request(**base, seed=3), api),
+        song_key(build_request(**base, instrumental=True), api),
         song_key(build_request(**base), sim),
         song_key(
             build_request(**base),

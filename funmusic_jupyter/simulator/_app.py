@@ -360,12 +360,15 @@ class _Synthesis:
         if req.mode == "lyrics":
             raw = self.job.raw_input.get("lyrics")
             self.lyrics = raw if isinstance(raw, str) else req.text  # returned as sent
-            arr = arrange(lyrics=self.lyrics, gender=req.gender)
+            arr = arrange(lyrics=self.lyrics, gender=req.gender, instrumental=req.instrumental)
         else:
             raw = self.job.raw_input.get("prompt")
             prompt = raw if isinstance(raw, str) else req.text
             self.lyrics = write_lyrics(prompt)
-            arr = arrange(lyrics=self.lyrics, gender=req.gender, prompt=prompt)
+            arr = arrange(lyrics=self.lyrics, gender=req.gender, prompt=prompt,
+                          instrumental=req.instrumental)
+        if req.instrumental:
+            self.lyrics = ""  # nothing is sung, so the song has no lyrics
         self.duration = float(arr.duration)
         self.sample_rate = int(arr.sample_rate)
         self.channels = int(arr.channels)
