@@ -138,6 +138,8 @@ class CostReport:
     price_per_second: float
     days: dict[date, _Day] = field(default_factory=dict)
     partial_songs: int = 0
+    # False outside a kernel (``funmusic cost``), where "this session" would always say 0 s.
+    session: bool = True
 
     @property
     def billed_seconds(self) -> float:
@@ -176,12 +178,14 @@ class CostReport:
         return rows
 
     def _footer(self) -> str:
-        session = session_total_text(self.price_per_second, self.currency)
         partial = (
             f"; {self.partial_songs} partial song(s) not counted (their billed length is unknown)"
             if self.partial_songs
             else ""
         )
+        if not self.session:
+            return f"the simulator is free{partial}"
+        session = session_total_text(self.price_per_second, self.currency)
         return f"this kernel session: {session}; the simulator is free{partial}"
 
     def __repr__(self) -> str:
@@ -209,9 +213,10 @@ class CostReport:
 
 
 def cost_report(
-    entries: Iterable[LibraryEntry], *, price_per_second: float, currency: str
+    entries: Iterable[LibraryEntry], *, price_per_second: float, currency: str,
+    session: bool = True,
 ) -> CostReport:
-    report = CostReport(currency=currency, price_per_second=price_per_second)
+    report = CostReport(currency=currency, price_per_second=price_per_second, session=session)
     for entry in sorted(entries, key=lambda e: e.when, reverse=True):
         if entry.partial or entry.duration is None:
             report.partial_songs += 1
