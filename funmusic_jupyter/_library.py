@@ -200,7 +200,7 @@ def _request_of(meta: dict[str, Any]) -> SongRequest:
     return build_request(
         text=described[mode],
         mode=mode,
-        gender=described["gender"],
+        gender=described["gender"] or None,  # "" for fun-music-preview, which takes none
         format=described["format"],
         model=described["model"],
         stream=bool(described.get("stream")),
@@ -327,11 +327,13 @@ class Library:
             currency=self.currency,
         )
 
-    def cost(self) -> CostReport:
+    def cost(self, *, session: bool = True) -> CostReport:
         """Billed seconds and cost, per day and in total, real service apart from the simulator
-        (a ``CostReport``, which shows as a table)."""
+        (a ``CostReport``, which shows as a table; ``session=False`` leaves out this process's
+        running total)."""
         return cost_report(
-            self.entries, price_per_second=self.price_per_second, currency=self.currency
+            self.entries, price_per_second=self.price_per_second, currency=self.currency,
+            session=session,
         )
 
     def _row(self, entry: LibraryEntry) -> dict[str, str]:

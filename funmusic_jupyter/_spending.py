@@ -146,6 +146,8 @@ class CostReport:
     price_per_second: float
     days: dict[date, _Day] = field(default_factory=dict)
     partial_songs: int = 0
+    # False outside a kernel (``funmusic cost``), where "this session" would always say 0 s.
+    session: bool = True
 
     @property
     def billed_seconds(self) -> float:
@@ -183,7 +185,6 @@ class CostReport:
         return rows
 
     def _footer(self) -> str:
-        session = session_total_text(self.price_per_second, self.currency)
         partial = (
             _(
                 "; {count} partial song(s) not counted (their billed length is unknown)"
@@ -191,6 +192,9 @@ class CostReport:
             if self.partial_songs
             else ""
         )
+        if not self.session:
+            return _("the simulator is free{partial}").format(partial=partial)
+        session = session_total_text(self.price_per_second, self.currency)
         return _("this kernel session: {session}; the simulator is free{partial}").format(
             session=session, partial=partial
         )
@@ -229,9 +233,10 @@ def _songs_seconds(songs: int, seconds: float) -> str:
 
 
 def cost_report(
-    entries: Iterable[LibraryEntry], *, price_per_second: float, currency: str
+    entries: Iterable[LibraryEntry], *, price_per_second: float, currency: str,
+    session: bool = True,
 ) -> CostReport:
-    report = CostReport(currency=currency, price_per_second=price_per_second)
+    report = CostReport(currency=currency, price_per_second=price_per_second, session=session)
     for entry in sorted(entries, key=lambda e: e.when, reverse=True):
         if entry.partial or entry.duration is None:
             report.partial_songs += 1

@@ -27,9 +27,9 @@ Counting
     words".
 Instrumental and the preview model (from the vendor's newer pages, not the original reference)
     ``instrumental=True`` sends ``"is_instrumental": true`` (a song with no vocals); it must be
-    a real ``bool``. ``fun-music-preview`` takes a prompt only: lyrics, and a gender other than
-    the default (female, which front ends always hold), are refused before sending, and no
-    ``gender`` is sent for it.
+    a real ``bool``. ``fun-music-preview`` takes a prompt only: lyrics, and any gender (the
+    default one too, since it would silently do nothing), are refused before sending, and no
+    ``gender`` is sent for it. The magic and the panel leave their default voice out for it.
 Limits (``fun-music-v1``; other model names skip the length limits but keep every other check)
 
     =================  ======================  ==================================
@@ -632,9 +632,9 @@ def _check_preview(mode: Mode, gender: object, *, detected: bool) -> None:
                 "prompt (prompt=, --prompt), or use {default} for lyrics."
             ).format(preview=PREVIEW_MODEL, why=why, default=DEFAULT_MODEL)
         )
-    # The default voice is what every front end holds when nobody chose one (the magic's trait,
-    # the panel's toggle), so it is simply not sent; a voice that would change the song is refused.
-    if gender is not None and not (isinstance(gender, str) and gender.strip().lower() == "female"):
+    # Any gender given is refused, the default one too: dropping it silently would hide that it
+    # has no effect. The front ends leave their default voice out for this model (None).
+    if gender is not None:
         raise ValidationError(
             _(
                 "{preview} takes no gender; got gender={value}. Leave it out, or "
