@@ -21,7 +21,7 @@ from datetime import date
 from typing import TYPE_CHECKING, Any
 
 from ._errors import BudgetExceededError
-from ._html import BOX, TABLE, TD, TH, format_money
+from ._html import BOX, TABLE, TD, TH, box_open, format_money
 from ._html import escape as _e
 from ._i18n import _, ngettext, use_language
 
@@ -224,7 +224,7 @@ class CostReport:
             for r in self._rows()
         )
         return (
-            f'<div class="funmusic-cost" style="{BOX}"><table style="{TABLE}"><thead><tr>{head}'
+            f'{box_open("funmusic-cost", BOX)}<table style="{TABLE}"><thead><tr>{head}'
             f"</tr></thead><tbody>{body}</tbody></table><div>{_e(self._footer())}</div></div>"
         )
 
