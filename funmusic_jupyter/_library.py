@@ -35,7 +35,7 @@ from ._config import Settings
 from ._errors import FunMusicWarning
 from ._html import DASH, format_money, link_path, local_time, shown_path
 from ._html import escape as _e
-from ._i18n import N_, _, clip, ngettext, use_language
+from ._i18n import N_, _, clip, displaying, ngettext, use_language
 from ._models import Song
 from ._spending import CostReport, cost_report
 from ._storage import DEFAULT_OUTPUT_DIR
@@ -381,6 +381,10 @@ class Library:
         return "\n".join(lines)
 
     def _repr_html_(self) -> str:
+        with displaying():
+            return self._html()
+
+    def _html(self) -> str:
         from ._html import BOX, TABLE, TD, TH, box_open
 
         if not self.entries:

@@ -109,6 +109,18 @@ def test_a_song_card_in_chinese_and_the_same_song_in_english(ip: InteractiveShel
     assert "详细信息" not in html and "lang=" not in html
 
 
+def test_a_song_shown_on_its_own_follows_the_magics_setting(ip: InteractiveShell) -> None:
+    ip.run_line_magic("config", "FunMusicMagics.language = 'zh'")
+    with capture_output():
+        ip.run_cell_magic("funmusic", "--wait --no-stream --out s", PROMPT)
+    song = ip.user_ns.pop("s")
+    # Outside any cell of the magic: the object shows itself in the configured language.
+    assert "详细信息" in song._repr_mimebundle_()["text/html"]
+    ip.run_line_magic("config", "FunMusicMagics.language = 'en'")
+    assert "Details" in song._repr_mimebundle_()["text/html"]
+    assert repr(song).startswith("<Song ")
+
+
 def test_progress_from_the_worker_thread_keeps_the_cells_language(ip: InteractiveShell) -> None:
     # A song in the background: its updates are rendered on the worker thread, which must
     # speak the language of the cell that started it, not the thread's default (English).
