@@ -68,6 +68,7 @@ _MODES = ((N_("Auto"), "auto"), (N_("Prompt"), "prompt"), (N_("Lyrics"), "lyrics
 # The policy's three stream preferences, as the widget's values.
 _STREAMING = ((N_("Auto"), "auto"), (N_("On"), True), (N_("Off"), False))
 _LANGUAGES = {"zh": N_("Chinese"), "en": N_("English")}
+_VOICES = {"female": N_("Female"), "male": N_("Male")}
 _STATE_WORDS = {
     "queued": N_("Waiting to start"),
     "waiting": N_("Waiting for the first audio"),
@@ -119,7 +120,7 @@ def _counter_html(
     if mode == "auto":
         what = _("Auto: {mode}").format(mode=field_name(chosen))
     else:
-        what = _(chosen.capitalize())
+        what = _({value: label for label, value in _MODES}[chosen])  # "Lyrics", "Prompt"
     return _(
         "{what} · {language} · {how}: <b>{count:,}</b> {unit} (allowed {low:,}–{high:,})"
     ).format(
@@ -288,7 +289,7 @@ class FunMusicPanel(widgets.VBox):  # type: ignore[misc]
             style={"button_width": "5.5em"},
         )
         self.gender = widgets.ToggleButtons(
-            options=[(_(g.capitalize()), g) for g in GENDERS],
+            options=[(_(_VOICES[g]), g) for g in GENDERS],
             value=gender,
             description=_("Voice"),
             style={"button_width": "5.5em"},

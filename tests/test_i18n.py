@@ -236,8 +236,11 @@ def test_use_language_is_scoped_to_the_block_and_the_thread() -> None:
 
 
 def test_ngettext_has_one_form_in_chinese() -> None:
-    assert ngettext("{n} song", "{n} songs", 1) == "{n} song"
-    assert ngettext("{n} song", "{n} songs", 2) == "{n} songs"
+    singular, plural = "{count:,} character", "{count:,} characters"
+    assert ngettext(singular, plural, 1) == singular
+    assert ngettext(singular, plural, 2) == plural
+    with use_language("zh"):
+        assert ngettext(singular, plural, 1) == ngettext(singular, plural, 2) == "{count:,} 个字"
 
 
 # -- typography ------------------------------------------------------------------------------

@@ -189,12 +189,18 @@ def test_the_panel_in_chinese(sim: SimulatorServer, tmp_path: Path) -> None:
         assert panel.generate_button.description == "生成"
         assert panel.cancel_button.description == "取消"
         assert [label for label, _ in panel.mode.options] == ["自动", "提示词", "歌词"]
+        assert [label for label, _ in panel.gender.options] == ["女声", "男声"]
+        assert panel.gender.description == "人声" and panel.instrumental.description == (
+            "纯音乐（无人声）"
+        )
         assert panel.stream.description == "流式"
         assert "描述一首歌" in panel.text.placeholder
         assert "还没有输入内容" in panel.counter.value
         panel.text.value = LONG_CHINESE
         panel.stream.value = True
-        assert "超出上限 62" in panel.counter.value and "个字" in panel.counter.value
+        assert panel.counter.value.count("歌词") == 1  # "歌词 · 中文 · 流式：<b>412</b> 个字…"
+        assert "<b>412</b> 个字（允许 300–350）" in panel.counter.value
+        assert "超出上限 62" in panel.counter.value
         assert panel.generate_button.disabled
         assert panel.reason.startswith("流式生成的中文歌词须为 300–350 个字")
         assert panel.generate_button.tooltip == panel.reason
