@@ -144,10 +144,14 @@ def progress_html(
     words = _(_STATE_WORDS[state]) if state in _STATE_WORDS else state
     elapsed_text = _("{seconds:.1f} s elapsed").format(seconds=elapsed)
     if streaming:
-        audio = _DASH if seconds is None else f"{seconds:.1f} s"
+        audio = (
+            _("{audio} of audio").format(audio=_DASH)
+            if seconds is None
+            else _("{seconds} s of audio").format(seconds=f"{seconds:.1f}")
+        )
         stats = " · ".join(
             (
-                _("{audio} of audio").format(audio=audio),
+                audio,
                 ngettext("{count:,} chunk", "{count:,} chunks", chunks).format(count=chunks),
                 f"{bytes_received / 1024:,.0f} KB",
                 elapsed_text,
