@@ -133,6 +133,37 @@ def test_progress_from_the_worker_thread_keeps_the_cells_language(ip: Interactiv
         assert job.wait(TIMEOUT)
     assert all(job.language == "zh" for job in worker.jobs())
     assert "在后台生成" in _plain(captured)  # the first, queued display
+    # The final card was built on the worker thread (outside a kernel it waits in a queue for
+    # the main thread): Chinese, although this thread speaks English now.
+    magics = ip.magics_manager.registry["FunMusicMagics"]
+    _handle, bundle = magics._finished.get(timeout=TIMEOUT)
+    assert "详细信息" in bundle["text/html"] and "Details" not in bundle["text/html"]
+
+
+def test_a_job_speaks_the_language_it_was_submitted_in(
+    sim: SimulatorServer, tmp_path: Path
+) -> None:
+    from funmusic_jupyter._i18n import current_language
+    from funmusic_jupyter._validation import build_request
+    from funmusic_jupyter._worker import client_options, get_worker
+
+    heard: list[str] = []
+    options, _settings = client_options(base_url=sim.base_url, backend="api")
+    request = build_request(prompt=PROMPT)
+    with use_language("zh"):
+        zh = get_worker().submit(
+            request, client_options=options, output_dir=tmp_path,
+            listener=lambda job, event: heard.append(
+                f"zh:{current_language()}"
+            ),
+        )
+    en = get_worker().submit(
+        request, client_options=options, output_dir=tmp_path, language="en",
+        listener=lambda job, event: heard.append(f"en:{current_language()}"),
+    )
+    assert zh.wait(TIMEOUT) and en.wait(TIMEOUT)
+    assert "zh:zh" in heard and "en:en" in heard
+    assert not any(h in heard for h in ("zh:en", "en:zh"))
 
 
 def test_status_and_help_follow_the_language(ip: InteractiveShell) -> None:
