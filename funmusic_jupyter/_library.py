@@ -35,7 +35,7 @@ from ._config import Settings
 from ._errors import FunMusicWarning
 from ._html import DASH, format_money, link_path, local_time, shown_path
 from ._html import escape as _e
-from ._i18n import N_, _, clip, displaying, ngettext, use_language
+from ._i18n import N_, _, clip, display_width, displaying, ngettext, pad, use_language
 from ._models import Song
 from ._spending import CostReport, cost_report
 from ._storage import DEFAULT_OUTPUT_DIR
@@ -377,11 +377,12 @@ class Library:
             return self._empty()
         lines = [self._summary()]
         rows = [self._row(entry) for entry in self.entries]
-        voice = max(6, *(len(r["gender"]) for r in rows))  # "instrumental" is wider
+        voice = max(6, *(display_width(r["gender"]) for r in rows))  # "instrumental" is wider
         for r in rows:
+            # pad() by display width: mode, voice and backend are Chinese words in Chinese.
             lines.append(
-                f"{r['when']}  {r['mode']:<6} {r['gender']:<{voice}} {r['format']:<3} "
-                f"{r['duration']:>8} {r['cost']:>12}  {r['backend']:<9}  "
+                f"{r['when']}  {pad(r['mode'], 6)} {pad(r['gender'], voice)} {r['format']:<3} "
+                f"{r['duration']:>8} {r['cost']:>12}  {pad(r['backend'], 9)}  "
                 f"{r['title']!r}  {r['file']}"
             )
         return "\n".join(lines)
