@@ -36,10 +36,11 @@ from ._errors import FunMusicWarning
 from ._html import DASH, format_money, link_path, local_time, shown_path
 from ._html import escape as _e
 from ._i18n import N_, _, clip, display_width, displaying, ngettext, pad, use_language
+from ._limits import field_name, gender_text
 from ._models import Song
 from ._spending import CostReport, cost_report
 from ._storage import DEFAULT_OUTPUT_DIR
-from ._validation import SongRequest, build_request, field_name, first_line, gender_text
+from ._validation import SongRequest, build_request, first_line
 
 __all__ = [
     "KEY_VERSION",

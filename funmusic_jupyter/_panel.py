@@ -41,6 +41,7 @@ from ._config import Settings, resolve_settings
 from ._errors import FunMusicError, ValidationError, quote
 from ._i18n import N_, _, ngettext, speaking, speaking_init
 from ._library import find_reusable, reuse_note
+from ._limits import Limit, field_name, unit_text
 from ._live_session import LiveSession
 from ._models import Song
 from ._panel_history import PanelHistory
@@ -51,13 +52,10 @@ from ._validation import (
     FORMATS,
     GENDERS,
     PREVIEW_MODEL,
-    Limit,
     SongRequest,
     detect_mode,
-    field_name,
     limit_for,
     text_stats,
-    unit_text,
 )
 from ._worker import Job, client_options, get_worker
 
