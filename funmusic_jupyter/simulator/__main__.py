@@ -14,7 +14,16 @@ from collections.abc import Sequence
 
 from .._config import mask_key
 from ._faults import FAULT_HEADER
-from ._server import _Server, base_url_for, bind_socket, is_loopback, make_config
+from ._server import (
+    _Server,
+    base_url_for,
+    bind_socket,
+    config_kwargs,
+    cpu_count,
+    is_loopback,
+    make_config,
+)
+from ._tokens import SECRET_VARIABLE, new_secret
 
 #: Where ``--api-key`` defaults from.
 API_KEY_VARIABLE = "FUNMUSIC_SIMULATOR_API_KEY"
@@ -85,8 +94,21 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--url-ttl", type=_positive, default=86400.0, metavar="S",
                         help="seconds a download URL stays valid (default 86400)")
     parser.add_argument("--rpm", type=_positive_int, default=180, metavar="N",
-                        help="requests per minute before 429 Throttling.RateQuota (default 180)")
+                        help="requests per minute before 429 Throttling.RateQuota, counted by "
+                        "each worker process on its own (default 180)")
+    parser.add_argument("--secret", default=os.environ.get(SECRET_VARIABLE) or None,
+                        metavar="TEXT",
+                        help="signs download URLs: instances with the same secret serve each "
+                        f"other's URLs (default: ${SECRET_VARIABLE} if set, which keeps it out "
+                        "of `ps`; else a random one per run)")
+    parser.add_argument("--workers", type=_positive_int, default=None, metavar="N",
+                        help="worker processes that make songs (default: one per core, here "
+                        f"{_cores()})")
     return parser
+
+
+def _cores() -> int:
+    return cpu_count()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -95,8 +117,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     if args.api_key is not None and not args.api_key.strip():
         build_parser().error("--api-key must not be empty")
-    app = create_app(speed=args.speed, first_chunk_delay=args.first_chunk_delay,
-                     api_key=args.api_key, url_ttl=args.url_ttl, rpm=args.rpm)
+    if args.secret is not None and not args.secret.strip():
+        build_parser().error(f"--secret (or ${SECRET_VARIABLE}) must not be empty")
+    workers = args.workers or _cores()
+    settings = {"speed": args.speed, "first_chunk_delay": args.first_chunk_delay,
+                "api_key": args.api_key, "url_ttl": args.url_ttl, "rpm": args.rpm,
+                # Workers must share one secret; a random one still dies with this run.
+                "secret": args.secret.strip() if args.secret else new_secret()}
+    app = create_app(**settings)  # checks the settings here, in one line, before any worker
     if not is_loopback(args.host):
         sys.stderr.write(
             f"WARNING: binding to {args.host}: anyone who can reach this machine can use the "
@@ -112,13 +140,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     base_url = base_url_for(args.host, port)
     speed = "unpaced" if args.speed == 0 or math.isinf(args.speed) else f"{args.speed:g}x real time"
     key = f"required ({mask_key(args.api_key)})" if args.api_key else "not required"
+    shared = ("the given secret (any instance with it serves them)" if args.secret
+              else "a random secret (valid on this run only)")
     banner = (
         f"Fun-Music SIMULATOR listening on {base_url}\n"
         "  This is an offline simulator, not Alibaba Cloud: songs are synthesized locally and "
         "nothing is billed.\n"
         f"  Use it with: DASHSCOPE_HTTP_BASE_URL={base_url}\n"
         f"  speed {speed}, first-chunk delay {args.first_chunk_delay:g} s, API key {key}, "
-        f"URLs valid {args.url_ttl:g} s, {args.rpm} requests/minute\n"
+        f"URLs valid {args.url_ttl:g} s, {args.rpm} requests/minute per worker\n"
+        f"  {workers} worker process{'es' if workers > 1 else ''}; download URLs signed with "
+        f"{shared}\n"
         f"  Faults on request with the header {FAULT_HEADER}. Ctrl+C to stop.\n"
     )
     if args.host in ("0.0.0.0", "::"):
@@ -128,9 +160,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stdout.write(banner)
         sys.stdout.flush()
 
-    server = _Server(make_config(app, embedded=False), on_started=announce)
     try:
-        server.run(sockets=[sock])
+        if workers == 1:
+            server = _Server(make_config(app, embedded=False), on_started=announce)
+            server.run(sockets=[sock])
+        else:
+            from ._workers import run_workers
+
+            # The socket listens already: clients that come before the workers are up wait in
+            # its backlog, so the banner may be printed first.
+            announce()
+            run_workers(config_kwargs(embedded=False), settings, workers=workers, sock=sock)
     except KeyboardInterrupt:
         pass
     finally:

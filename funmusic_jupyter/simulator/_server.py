@@ -27,14 +27,22 @@ from starlette.applications import Starlette
 from .._errors import ConfigurationError
 from ._app import API_PREFIX, SimulatorState, create_app
 
-__all__ = ["SimulatorServer", "base_url_for", "bind_socket", "is_loopback", "make_config",
-           "start_embedded"]
+__all__ = ["SimulatorServer", "base_url_for", "bind_socket", "config_kwargs", "cpu_count",
+           "is_loopback", "make_config", "start_embedded"]
 
 SPEED_ENV = "FUNMUSIC_SIMULATOR_SPEED"
 EMBEDDED_SPEED = 4.0
 EMBEDDED_FIRST_CHUNK_DELAY = 0.5
 _START_TIMEOUT = 30.0
 _STOP_TIMEOUT = 10.0
+
+
+def cpu_count() -> int:
+    """The cores this process may run on (its affinity where the OS says), at least 1."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))  # type: ignore[attr-defined,unused-ignore]
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
 
 
 def is_loopback(host: str) -> bool:
@@ -87,21 +95,25 @@ class _Server(uvicorn.Server):
         self.ready.set()
 
 
-def make_config(app: Starlette, *, embedded: bool = True) -> uvicorn.Config:
-    """uvicorn's settings: warnings only, no access log; ``embedded`` for a server inside a host
-    process (a kernel, pytest), whose logging uvicorn must not reconfigure (warnings still reach
-    the root logger)."""
-    return uvicorn.Config(
-        app,
+def config_kwargs(*, embedded: bool = True) -> dict[str, Any]:
+    """uvicorn's settings but the app: warnings only, no access log; ``embedded`` for a server
+    inside a host process (a kernel, pytest), whose logging uvicorn must not reconfigure
+    (warnings still reach the root logger)."""
+    return {
         # Plain asyncio: older uvicorn versions install uvloop's policy process-wide for "auto",
         # which a host process (a kernel) must not get from a background server.
-        loop="asyncio" if embedded else "auto",
-        log_config=None if embedded else uvicorn.config.LOGGING_CONFIG,
-        log_level="warning",
-        access_log=False,
-        lifespan="off",
-        timeout_graceful_shutdown=5,
-    )
+        "loop": "asyncio" if embedded else "auto",
+        "log_config": None if embedded else uvicorn.config.LOGGING_CONFIG,
+        "log_level": "warning",
+        "access_log": False,
+        "lifespan": "off",
+        "timeout_graceful_shutdown": 5,
+    }
+
+
+def make_config(app: Starlette, *, embedded: bool = True) -> uvicorn.Config:
+    """uvicorn's settings for ``app`` (see ``config_kwargs``)."""
+    return uvicorn.Config(app, **config_kwargs(embedded=embedded))
 
 
 class SimulatorServer:

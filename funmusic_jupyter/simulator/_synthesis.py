@@ -1,0 +1,143 @@
+"""What a song is made from (``SongSpec``), and making it one encoded chunk at a time.
+
+A ``SongSpec`` is the whole of what decides a song's bytes: the mode, the text as sent, the
+gender and the format. Synthesis is deterministic, so the spec is all a signed download URL has
+to carry for any process holding the secret to make the same file again (``_tokens``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import AsyncGenerator, Callable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import anyio
+
+from .._validation import SongRequest
+
+__all__ = ["CHUNK_SECONDS", "SongSpec", "Synthesis"]
+
+CHUNK_SECONDS = 1.0
+
+
+@dataclass(frozen=True)
+class SongSpec:
+    """Everything that decides a song's bytes, and nothing else (no ids, no times)."""
+
+    mode: str  # "lyrics" | "prompt"
+    text: str  # as the client sent it: lyrics come back to the client verbatim
+    gender: str
+    format: str
+
+    @classmethod
+    def from_request(cls, request: SongRequest, raw_input: Mapping[str, Any]) -> SongSpec:
+        raw = raw_input.get(request.mode)
+        text = raw if isinstance(raw, str) else request.text
+        return cls(request.mode, text, request.gender, request.format)
+
+    def to_json(self) -> list[str]:
+        return [self.mode, self.text, self.gender, self.format]
+
+    @classmethod
+    def from_json(cls, value: object) -> SongSpec:
+        """The inverse of ``to_json``; ``ValueError`` for anything else."""
+        if (not isinstance(value, list) or len(value) != 4
+                or not all(isinstance(v, str) for v in value)):
+            raise ValueError(f"a song spec is a list of 4 strings; got {value!r:.80}")
+        mode, text, gender, fmt = value
+        if mode not in ("lyrics", "prompt") or fmt not in ("mp3", "wav"):
+            raise ValueError(f"unknown mode or format in song spec: {mode!r}, {fmt!r}")
+        return cls(mode, text, gender, fmt)
+
+    @property
+    def key(self) -> str:
+        """A content address: equal specs, equal keys (the download cache's key)."""
+        canonical = json.dumps(self.to_json(), ensure_ascii=False, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+class Synthesis:
+    """Lyrics, arrangement and encoded chunks for one spec, each step in a worker thread.
+
+    ``on_active(+1 / -1)`` is told when a synthesis loop starts and ends (tests check that a
+    disconnect stops one).
+    """
+
+    def __init__(self, spec: SongSpec, on_active: Callable[[int], None] | None = None) -> None:
+        self.spec = spec
+        self.lyrics = ""
+        self.duration = 0.0
+        self.sample_rate = 48000
+        self.channels = 2
+        self._on_active = on_active
+        self._chunks: Iterator[bytes] | None = None
+
+    def _prepare(self) -> None:
+        # Imported here, in the worker thread: numpy and the synthesis load while a fresh
+        # simulator (the embedded one, just started) already answers, and while the first
+        # song's first-chunk delay runs, instead of before it can listen.
+        from ._encode import encode
+        from ._lyrics import write_lyrics
+        from ._music import arrange
+
+        spec = self.spec
+        if spec.mode == "lyrics":
+            self.lyrics = spec.text
+            arr = arrange(lyrics=self.lyrics, gender=spec.gender)
+        else:
+            self.lyrics = write_lyrics(spec.text)
+            arr = arrange(lyrics=self.lyrics, gender=spec.gender, prompt=spec.text)
+        self.duration = float(arr.duration)
+        self.sample_rate = int(arr.sample_rate)
+        self.channels = int(arr.channels)
+        self._chunks = iter(encode(arr, spec.format, chunk_seconds=CHUNK_SECONDS))
+
+    def _first(self) -> bytes | None:
+        self._prepare()
+        return self._next()
+
+    def _next(self) -> bytes | None:
+        assert self._chunks is not None
+        while True:
+            chunk = next(self._chunks, None)
+            if chunk is None or chunk:
+                return chunk
+
+    async def chunks(self) -> AsyncGenerator[bytes, None]:
+        """Async iterator of non-empty encoded chunks; closes the encoder however it ends."""
+        if self._on_active is not None:
+            self._on_active(1)
+        try:
+            # Planning and the first chunk in one trip to the worker thread: the first event's
+            # latency is what a listener waits for.
+            chunk = await anyio.to_thread.run_sync(self._first)
+            while True:
+                if chunk is None:
+                    return
+                yield chunk
+                # Not abandoned on cancel: a disconnect waits for this one chunk, then stops.
+                chunk = await anyio.to_thread.run_sync(self._next)
+        finally:
+            if self._chunks is not None:
+                close = getattr(self._chunks, "close", None)
+                if close is not None:
+                    close()
+            if self._on_active is not None:
+                self._on_active(-1)
+
+    async def whole(self) -> bytes:
+        """The whole file."""
+        pieces: list[bytes] = []
+        gen = self.chunks()
+        try:
+            async for chunk in gen:
+                pieces.append(chunk)
+        finally:
+            await gen.aclose()
+        return b"".join(pieces)
+
+    @property
+    def billed_seconds(self) -> int:
+        return max(1, round(self.duration))
