@@ -28,7 +28,8 @@ import pytest
 from funmusic_jupyter._errors import ConfigurationError, ValidationError
 from funmusic_jupyter._validation import build_request
 from funmusic_jupyter.simulator import SIMULATED_HEADER, SimulatorServer, create_app, start_embedded
-from funmusic_jupyter.simulator._server import _embedded_speed, is_loopback
+from funmusic_jupyter.simulator._embedded import _embedded_speed
+from funmusic_jupyter.simulator._server import is_loopback
 from funmusic_jupyter.simulator._state import SongCache
 
 GEN = "/services/audio/music/generation"

@@ -20,7 +20,8 @@ counted by each worker. Instances (and workers) that share ``--secret`` (or
 ``FUNMUSIC_SIMULATOR_SECRET``) serve each other's download URLs, so several can run behind a
 reverse proxy with no sticky sessions.
 
-In Python: ``start_embedded()`` (one per process, a daemon thread, stopped at exit; speed from
+In Python: ``start_embedded()`` (one per process, in a child process so that synthesis never
+competes with a kernel for its GIL; silent, stopped at exit or when its parent dies; speed from
 ``FUNMUSIC_SIMULATOR_SPEED``, default 4x real time, first-chunk delay 0.5 s), or
 ``with SimulatorServer(speed=0) as sim: sim.base_url`` in tests, or ``create_app(...)`` for any
 ASGI server.
@@ -85,14 +86,15 @@ from ._faults import FAULT_HEADER, SIMULATED_HEADER
 
 if TYPE_CHECKING:
     from ._app import create_app
-    from ._server import SimulatorServer, start_embedded
+    from ._embedded import start_embedded
+    from ._server import SimulatorServer
 
 __all__ = ["FAULT_HEADER", "SIMULATED_HEADER", "SimulatorServer", "create_app", "start_embedded"]
 
 _LAZY = {
     "create_app": "._app",
     "SimulatorServer": "._server",
-    "start_embedded": "._server",
+    "start_embedded": "._embedded",
 }
 
 

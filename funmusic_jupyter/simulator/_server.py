@@ -10,10 +10,7 @@ uvicorn's Ctrl+C handling.
 
 from __future__ import annotations
 
-import atexit
 import ipaddress
-import logging
-import math
 import os
 import socket
 import threading
@@ -24,11 +21,10 @@ from typing import Any
 import uvicorn
 from starlette.applications import Starlette
 
-from .._errors import ConfigurationError
 from ._app import API_PREFIX, SimulatorState, create_app
 
 __all__ = ["SimulatorServer", "base_url_for", "bind_socket", "config_kwargs", "cpu_count",
-           "is_loopback", "make_config", "start_embedded"]
+           "is_loopback", "make_config"]
 
 SPEED_ENV = "FUNMUSIC_SIMULATOR_SPEED"
 EMBEDDED_SPEED = 4.0
@@ -198,58 +194,3 @@ class SimulatorServer:
     def __repr__(self) -> str:
         where = self.base_url or f"{self.host}:{self.port} (not started)"
         return f"<SimulatorServer {where} {'running' if self.is_running else 'stopped'}>"
-
-
-# ----------------------------------------------------------------------------- embedded
-
-_embedded_lock = threading.Lock()
-_embedded: SimulatorServer | None = None
-_embedded_pid: int | None = None
-_atexit_registered = False
-
-
-def _embedded_speed() -> float:
-    raw = os.environ.get(SPEED_ENV, "").strip()
-    if not raw:
-        return EMBEDDED_SPEED
-    try:
-        speed = float(raw)
-    except ValueError:
-        speed = math.nan
-    if math.isnan(speed) or speed < 0:
-        raise ConfigurationError(
-            f"{SPEED_ENV} must be a real-time factor >= 0 (audio seconds per wall second; "
-            f"0 or inf: as fast as possible); got {raw!r}"
-        )
-    return speed
-
-
-def _stop_embedded() -> None:
-    global _embedded
-    with _embedded_lock:
-        server, _embedded = _embedded, None
-    if server is not None and _embedded_pid == os.getpid():
-        server.stop()
-
-
-def start_embedded() -> str:
-    """Start the process's simulator once (thread-safe) and return its base URL (``…/api/v1``).
-
-    Speed from ``FUNMUSIC_SIMULATOR_SPEED`` (default 4.0), first-chunk delay 0.5 s. Stopped at
-    interpreter exit. A forked child gets its own server (the parent's thread is not in it).
-    """
-    global _embedded, _embedded_pid, _atexit_registered
-    with _embedded_lock:
-        pid = os.getpid()
-        if _embedded is not None and _embedded_pid == pid and _embedded.is_running:
-            return _embedded.base_url
-        server = SimulatorServer(speed=_embedded_speed(),
-                                 first_chunk_delay=EMBEDDED_FIRST_CHUNK_DELAY)
-        server.start()
-        _embedded, _embedded_pid = server, pid
-        if not _atexit_registered:
-            atexit.register(_stop_embedded)
-            _atexit_registered = True
-        logging.getLogger("funmusic_jupyter.simulator").debug(
-            "embedded simulator started at %s", server.base_url)
-        return server.base_url
