@@ -14,6 +14,7 @@ import re
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit, urlunsplit
@@ -171,23 +172,48 @@ def test_song_tokens_round_trip() -> None:
             UrlSigner.spec_from(bad)
 
 
-def test_workers_serve_each_others_urls() -> None:
+def test_workers_make_the_same_songs_in_their_own_processes() -> None:
     psutil = pytest.importorskip("psutil")
-    server = Instance("--workers", "2")  # a random secret, shared by its workers
+    server = Instance("--workers", "2")
     try:
-        assert "2 worker processes" in server.banner
+        assert "2 synthesis processes" in server.banner
+        bodies = [body(prompt=f"{PROMPT} {i}") for i in range(3)] + [body(lyrics=LYRICS)]
         with httpx.Client(timeout=120) as http:
-            urls = [http.post(server.base_url + GEN, json=body(prompt=f"{PROMPT} {i}"))
-                    .json()["output"]["audio"]["url"] for i in range(3)]
-            # Each download may land on either worker; each gives the same bytes each time.
-            for url in urls:
-                copies = {http.get(url).content for _ in range(4)}
-                assert len(copies) == 1 and next(iter(copies))[:3] == b"ID3"
-        # A worker answered, so the supervisor has started them all (it starts them at once).
+            urls = [http.post(server.base_url + GEN, json=b).json()["output"]["audio"]["url"]
+                    for b in bodies]
+            pooled = [http.get(url).content for url in urls]
         workers = psutil.Process(server.proc.pid).children()
         assert len([w for w in workers if "spawn_main" in " ".join(w.cmdline())]) == 2
     finally:
         server.stop()
+    with SimulatorServer(speed=0) as threads, httpx.Client(timeout=120) as http:
+        made_here = [http.get(http.post(threads.base_url + GEN, json=b)
+                              .json()["output"]["audio"]["url"]).content for b in bodies]
+    assert pooled == made_here and len(set(pooled)) == len(bodies)
+
+
+def test_pool_spreads_songs_and_a_disconnect_stops_the_worker() -> None:
+    # Paced at real time a song takes minutes: each worker holds one until the clients leave.
+    with SimulatorServer(speed=1, workers=2) as server:
+        pool = server.state.pool
+        assert pool is not None
+        streams, lines = [], []
+        with httpx.Client(timeout=120) as http:
+            for i in range(2):
+                r = http.send(http.build_request(
+                    "POST", server.base_url + GEN, headers=SSE,
+                    json=body(prompt=f"a slow song about the moon, part {i + 1}")), stream=True)
+                lines.append(r.iter_lines())  # kept: a dropped iterator closes the stream
+                assert next(lines[-1]) == "id:1"
+                streams.append(r)
+            assert server.state.active_syntheses == 2 and pool.held() == [1, 1]
+            for r in streams:
+                r.close()
+        deadline = time.monotonic() + 60  # patience on a loaded machine, not a speed check
+        while (server.state.active_syntheses or sum(pool.held())) and \
+                time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert server.state.active_syntheses == 0 and pool.held() == [0, 0]
 
 
 @pytest.mark.parametrize(("args", "word"), [
@@ -200,3 +226,12 @@ def test_cli_refuses_bad_scale_options(args: tuple[str, ...], word: str) -> None
                           cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2 and word in proc.stderr
     assert len(proc.stderr.strip().splitlines()[-1]) < 200, proc.stderr
+
+
+def test_create_app_rejects_bad_scale_settings() -> None:
+    from funmusic_jupyter.simulator import create_app
+
+    for kwargs, word in [({"workers": -1}, "workers"), ({"workers": 1.5}, "workers"),
+                         ({"workers": True}, "workers"), ({"secret": " "}, "secret")]:
+        with pytest.raises(ValueError, match=word):
+            create_app(**kwargs)  # type: ignore[arg-type]

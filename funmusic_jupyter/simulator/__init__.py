@@ -15,8 +15,8 @@ prints a warning)::
         [--api-key KEY] [--url-ttl 86400] [--rpm 180] [--workers CORES] [--secret TEXT]
 
 then point any DashScope client at it: ``DASHSCOPE_HTTP_BASE_URL=http://127.0.0.1:8765/api/v1``.
-``--workers N`` serves with N uvicorn worker processes (default: one per core); ``--rpm`` is
-counted by each worker. Instances (and workers) that share ``--secret`` (or
+``--workers N`` synthesizes and encodes in N processes (default: one per core) while one event
+loop serves, frames and paces. Instances that share ``--secret`` (or
 ``FUNMUSIC_SIMULATOR_SECRET``) serve each other's download URLs, so several can run behind a
 reverse proxy with no sticky sessions.
 

@@ -18,12 +18,11 @@ from ._server import (
     _Server,
     base_url_for,
     bind_socket,
-    config_kwargs,
     cpu_count,
     is_loopback,
     make_config,
 )
-from ._tokens import SECRET_VARIABLE, new_secret
+from ._tokens import SECRET_VARIABLE
 
 #: Where ``--api-key`` defaults from.
 API_KEY_VARIABLE = "FUNMUSIC_SIMULATOR_API_KEY"
@@ -102,8 +101,8 @@ def build_parser() -> argparse.ArgumentParser:
                         f"other's URLs (default: ${SECRET_VARIABLE} if set, which keeps it out "
                         "of `ps`; else a random one per run)")
     parser.add_argument("--workers", type=_positive_int, default=None, metavar="N",
-                        help="worker processes that make songs (default: one per core, here "
-                        f"{_cores()})")
+                        help="processes that synthesize and encode songs, beside the one that "
+                        f"serves them (default: one per core, here {_cores()})")
     return parser
 
 
@@ -120,11 +119,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.secret is not None and not args.secret.strip():
         build_parser().error(f"--secret (or ${SECRET_VARIABLE}) must not be empty")
     workers = args.workers or _cores()
-    settings = {"speed": args.speed, "first_chunk_delay": args.first_chunk_delay,
-                "api_key": args.api_key, "url_ttl": args.url_ttl, "rpm": args.rpm,
-                # Workers must share one secret; a random one still dies with this run.
-                "secret": args.secret.strip() if args.secret else new_secret()}
-    app = create_app(**settings)  # checks the settings here, in one line, before any worker
+    app = create_app(speed=args.speed, first_chunk_delay=args.first_chunk_delay,
+                     api_key=args.api_key, url_ttl=args.url_ttl, rpm=args.rpm,
+                     secret=args.secret.strip() if args.secret else None, workers=workers)
+    pool = app.state.simulator.pool
     if not is_loopback(args.host):
         sys.stderr.write(
             f"WARNING: binding to {args.host}: anyone who can reach this machine can use the "
@@ -135,6 +133,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:
         why = exc.strerror or exc
         sys.stderr.write(f"error: cannot listen on {args.host}:{args.port}: {why}\n")
+        pool.shutdown()
         return 1
     port = sock.getsockname()[1]
     base_url = base_url_for(args.host, port)
@@ -148,8 +147,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "nothing is billed.\n"
         f"  Use it with: DASHSCOPE_HTTP_BASE_URL={base_url}\n"
         f"  speed {speed}, first-chunk delay {args.first_chunk_delay:g} s, API key {key}, "
-        f"URLs valid {args.url_ttl:g} s, {args.rpm} requests/minute per worker\n"
-        f"  {workers} worker process{'es' if workers > 1 else ''}; download URLs signed with "
+        f"URLs valid {args.url_ttl:g} s, {args.rpm} requests/minute\n"
+        f"  {workers} synthesis process{'es' if workers > 1 else ''}; download URLs signed with "
         f"{shared}\n"
         f"  Faults on request with the header {FAULT_HEADER}. Ctrl+C to stop.\n"
     )
@@ -157,24 +156,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         banner += "  (from other machines, use this machine's address instead of the wildcard)\n"
 
     def announce() -> None:
+        pool.warm()  # the first songs need not wait for the workers to import numpy
         sys.stdout.write(banner)
         sys.stdout.flush()
 
+    server = _Server(make_config(app, embedded=False), on_started=announce)
     try:
-        if workers == 1:
-            server = _Server(make_config(app, embedded=False), on_started=announce)
-            server.run(sockets=[sock])
-        else:
-            from ._workers import run_workers
-
-            # The socket listens already: clients that come before the workers are up wait in
-            # its backlog, so the banner may be printed first.
-            announce()
-            run_workers(config_kwargs(embedded=False), settings, workers=workers, sock=sock)
+        server.run(sockets=[sock])
     except KeyboardInterrupt:
         pass
     finally:
         sock.close()
+        pool.shutdown()
     return 0
 
 

@@ -226,15 +226,17 @@ def create_app(
     url_ttl: float = 86400.0,
     rpm: int = 180,
     secret: str | None = None,
+    workers: int = 0,
 ) -> Starlette:
     """The simulator as an ASGI app (``app.state.simulator`` holds its shared state).
 
     ``speed``: audio seconds per wall second (0 or ``inf``: as fast as synthesis goes).
     ``first_chunk_delay``: seconds before the first audio. ``api_key``: when set, requests
     must carry it as a Bearer token (401 otherwise). ``url_ttl``: seconds a download URL lives.
-    ``rpm``: requests per sliding minute before 429 (counted per process). ``secret``: signs
-    download URLs; processes and instances that share it serve each other's URLs (``None``: a
-    random one, so URLs are valid only here).
+    ``rpm``: requests per sliding minute before 429. ``secret``: signs download URLs;
+    instances that share it serve each other's URLs (``None``: a random one, so URLs are valid
+    only here). ``workers``: synthesis processes (0: threads of this process); whoever runs the
+    app calls ``app.state.simulator.pool.shutdown()`` when done with it.
     """
     speed = _check_number("speed", speed, allow_inf=True, low=0.0, low_ok=True)
     first_chunk_delay = _check_number("first_chunk_delay", first_chunk_delay, allow_inf=False,
@@ -244,11 +246,13 @@ def create_app(
         raise ValueError(f"rpm must be a whole number >= 1; got {rpm!r}")
     if api_key is not None and not api_key.strip():
         raise ValueError("api_key must be a non-empty string or None; got an empty string")
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
+        raise ValueError(f"workers must be a whole number >= 0; got {workers!r}")
     if secret is not None and not secret.strip():
         raise ValueError("secret must be a non-empty string or None; got an empty string")
     state = SimulatorState(speed=speed, first_chunk_delay=first_chunk_delay,
                            api_key=api_key.strip() if api_key else None, url_ttl=url_ttl, rpm=rpm,
-                           secret=secret)
+                           secret=secret, workers=workers)
     _install_log_filter()
     generation = _make_generation(state)
     routes = [Route(path, _AnyMethod(generation)) for path in GENERATION_PATHS]

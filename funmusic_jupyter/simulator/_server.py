@@ -116,7 +116,7 @@ class SimulatorServer:
     """The simulator on ``http://HOST:PORT/api/v1`` in a daemon thread; a context manager.
 
     ``port=0`` picks a free port. Extra keyword arguments go to ``create_app`` (``speed``,
-    ``first_chunk_delay``, ``api_key``, ``url_ttl``, ``rpm``).
+    ``first_chunk_delay``, ``api_key``, ``url_ttl``, ``rpm``, ``secret``, ``workers``).
     """
 
     def __init__(self, *, host: str = "127.0.0.1", port: int = 0, **create_app_kwargs: Any) -> None:
@@ -183,6 +183,8 @@ class SimulatorServer:
                 if thread.is_alive():  # a stuck connection: stop waiting for it
                     server.force_exit = True
                     thread.join(_STOP_TIMEOUT)
+            if self.state.pool is not None:
+                self.state.pool.shutdown()
 
     def __enter__(self) -> SimulatorServer:
         return self.start()

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import anyio
 
 from ._faults import Fault
+from ._pool import SynthesisPool
 from ._synthesis import SongSpec, Synthesis
 from ._tokens import UrlSigner, new_secret
 
@@ -96,7 +97,7 @@ class SongCache:
 
 
 class RateWindow:
-    """At most ``rpm`` admitted requests in any sliding 60 s window (per process)."""
+    """At most ``rpm`` admitted requests in any sliding 60 s window."""
 
     def __init__(self, rpm: int) -> None:
         self.rpm = rpm
@@ -118,7 +119,7 @@ class SimulatorState:
     """Everything one simulator app shares between requests (``app.state.simulator``)."""
 
     def __init__(self, *, speed: float, first_chunk_delay: float, api_key: str | None,
-                 url_ttl: float, rpm: int, secret: str | None = None,
+                 url_ttl: float, rpm: int, secret: str | None = None, workers: int = 0,
                  max_stored_bytes: int = MAX_STORED_BYTES) -> None:
         self.speed = speed
         self.first_chunk_delay = first_chunk_delay
@@ -128,6 +129,8 @@ class SimulatorState:
         self.store = SongCache(max_stored_bytes)
         self.window = RateWindow(rpm)
         self.signer = UrlSigner(secret or new_secret())
+        #: Synthesis processes (``workers`` >= 1), or None: threads of this process.
+        self.pool = SynthesisPool(workers) if workers else None
         self._throttled: OrderedDict[str, int] = OrderedDict()
         self._lock = threading.Lock()
         #: Set by the server on shutdown: stalled and paced responses end at once.
@@ -178,4 +181,4 @@ class SimulatorState:
             self.active_syntheses += delta
 
     def synthesis(self, spec: SongSpec) -> Synthesis:
-        return Synthesis(spec, self._count)
+        return Synthesis(spec, self._count, self.pool)
