@@ -158,7 +158,8 @@ def pct(times: list[float], q: int) -> float:
 
 def servers_section(sizes: list[int], rounds: int) -> None:
     cores = cpu_count()
-    body = {"model": "fun-music-v1", "input": {"lyrics": lyrics(), "gender": "female"}}
+    body: dict[str, object] = {"model": "fun-music-v1",
+                               "input": {"lyrics": lyrics(), "gender": "female"}}
     configs = [1] if cores == 1 else [1, cores]
     rates: dict[int, dict[int, tuple[float, float, float]]] = {}
     firsts: dict[int, list[float]] = {}

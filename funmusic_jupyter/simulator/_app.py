@@ -13,11 +13,13 @@ answer carries its ``request_id`` in the body and in ``x-request-id``.
 Pacing: ``speed`` is a real-time factor (audio seconds per wall second; 0 or inf = unpaced). A
 stream sends audio chunk *k* at ``first_chunk_delay + k / speed`` after the request and the final
 event at ``first_chunk_delay + duration / speed``; a non-streaming answer arrives at the latter
-time. Synthesis is pulled one ~1 s chunk at a time in a worker thread, so the first event never
-waits for the whole song and a client that goes away stops synthesis within one chunk.
+time. Synthesis is pulled one ~1 s chunk at a time, in a worker thread or (``workers``) a pool
+process, so the first event never waits for the whole song and a client that goes away stops
+synthesis within one chunk.
 
 Modules: ``_wire`` (DashScope framing), ``_generation`` (answering one request), ``_download``
-(the signed, stateless download URLs), ``_state`` (what requests share), ``_synthesis``.
+(the signed, stateless download URLs), ``_state`` (what requests share), ``_synthesis`` and
+``_pool`` (making songs).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The embedded simulator's own process (``python -m funmusic_jupyter.simulator._child``).
+"""The embedded simulator's own process (``main``, run by ``_embedded``'s bootstrap).
 
 Started by ``start_embedded()`` so that synthesis never competes with the user's kernel for its
 GIL. The protocol with the parent is two pipes:

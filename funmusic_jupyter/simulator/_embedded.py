@@ -31,7 +31,20 @@ EMBEDDED_FIRST_CHUNK_DELAY = 0.5
 _START_TIMEOUT = 60.0
 _STOP_TIMEOUT = 10.0
 # Where ``funmusic_jupyter`` lives: the child imports this very copy, installed or not.
+_PACKAGE_DIR = str(Path(__file__).resolve().parents[1])
 _PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
+# The child's start-up is on the first song's path, so it skips the package's __init__ (the
+# client: httpx and the rest, a third of the child's imports) by registering the package
+# without running it; the simulator imports only private modules, by relative imports.
+_BOOTSTRAP = """\
+import importlib.machinery, importlib.util, sys
+spec = importlib.machinery.ModuleSpec("funmusic_jupyter", None, is_package=True)
+package = importlib.util.module_from_spec(spec)
+package.__path__ = [sys.argv[1]]
+sys.modules["funmusic_jupyter"] = package
+from funmusic_jupyter.simulator._child import main
+sys.exit(main(sys.argv[2:]))
+"""
 
 logger = logging.getLogger("funmusic_jupyter.simulator")
 
@@ -58,17 +71,16 @@ class _Child:
     def __init__(self, speed: float) -> None:
         # The simulator never receives the user's key: not even in its environment.
         env = {k: v for k, v in os.environ.items() if not k.startswith("DASHSCOPE_")}
-        env["PYTHONPATH"] = os.pathsep.join(
-            p for p in (_PACKAGE_ROOT, env.get("PYTHONPATH", "")) if p)
         options: dict[str, object] = {}
         if os.name == "nt":
             options["creationflags"] = subprocess.CREATE_NO_WINDOW  # type: ignore[attr-defined,unused-ignore]
         else:
             options["start_new_session"] = True
         self.proc = subprocess.Popen(  # noqa: S603 (our own interpreter and module)
-            [sys.executable, "-m", "funmusic_jupyter.simulator._child",
+            [sys.executable, "-c", _BOOTSTRAP, _PACKAGE_DIR,
              "--speed", repr(speed), "--first-chunk-delay", repr(EMBEDDED_FIRST_CHUNK_DELAY)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            # Not the user's folder: a notebook's own numpy.py must not shadow numpy there.
             cwd=_PACKAGE_ROOT, env=env, close_fds=True, **options,  # type: ignore[call-overload]
         )
         self.base_url = self._wait_ready()

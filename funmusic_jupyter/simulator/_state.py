@@ -10,12 +10,15 @@ import time
 from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import anyio
 
 from ._faults import Fault
-from ._pool import SynthesisPool
 from ._synthesis import SongSpec, Synthesis
+
+if TYPE_CHECKING:
+    from ._pool import SynthesisPool
 from ._tokens import UrlSigner, new_secret
 
 __all__ = ["MAX_STORED_BYTES", "RateWindow", "SimulatorState", "SongCache", "Stored"]
@@ -130,7 +133,12 @@ class SimulatorState:
         self.window = RateWindow(rpm)
         self.signer = UrlSigner(secret or new_secret())
         #: Synthesis processes (``workers`` >= 1), or None: threads of this process.
-        self.pool = SynthesisPool(workers) if workers else None
+        self.pool: SynthesisPool | None = None
+        if workers:
+            # Imported only here: multiprocessing is start-up time the embedded child saves.
+            from ._pool import SynthesisPool
+
+            self.pool = SynthesisPool(workers)
         self._throttled: OrderedDict[str, int] = OrderedDict()
         self._lock = threading.Lock()
         #: Set by the server on shutdown: stalled and paced responses end at once.
