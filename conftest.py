@@ -5,16 +5,38 @@ tests/conftest.py's per-test fixtures. A developer with a real key configured mu
 the test suite bill them: the DashScope variables are removed and HOME points at an empty
 folder (so ``~/.dashscope/api_key`` is not found) before any kernel starts. Everything then
 runs on the simulator.
+
+It also decides which notebooks are tests: only the shipped teaching notebooks, listed in
+``notebooks/teaching-notebooks.txt`` (written by ``notebooks/build_notebooks.py``). A notebook a
+user saves in ``notebooks/`` is their own, not a test that fails because nbval re-ran it.
 """
 
 from __future__ import annotations
 
 import os
 import tempfile
+import time
+from pathlib import Path
 
 import pytest
 
 from funmusic_jupyter._config import ENVIRONMENT_VARIABLES
+
+NOTEBOOKS = Path(__file__).resolve().parent / "notebooks"
+MANIFEST = NOTEBOOKS / "teaching-notebooks.txt"
+
+
+def teaching_notebooks(manifest: Path = MANIFEST) -> frozenset[str]:
+    """The file names the manifest lists (one a line; ``#`` starts a comment)."""
+    lines = manifest.read_text(encoding="utf-8").splitlines()
+    return frozenset(line.strip() for line in lines if line.strip() and not line.startswith("#"))
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    if collection_path.suffix != ".ipynb" or NOTEBOOKS not in collection_path.parents:
+        return None  # not ours to decide
+    shipped = collection_path.parent == NOTEBOOKS and collection_path.name in teaching_notebooks()
+    return None if shipped else True
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -22,3 +44,27 @@ def pytest_configure(config: pytest.Config) -> None:
         os.environ.pop(name, None)
     home = tempfile.mkdtemp(prefix="funmusic-test-home-")
     os.environ["HOME"] = home
+
+
+def fresh_output_dir(folder: Path = NOTEBOOKS) -> None:
+    """Start the teaching notebooks from an empty ``funmusic-output``.
+
+    A song already in the folder is reused instead of made again (``_library``), so a second
+    run of a notebook would differ from its stored first run (no streaming, other job ids).
+    Nothing is deleted: songs already there (a user's own run of the quickstart, say) are moved
+    to ``funmusic-output.previous-<time>``.
+    """
+    out = folder / "funmusic-output"
+    if out.is_dir() and any(out.iterdir()):
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        previous = folder / f"funmusic-output.previous-{stamp}"
+        n = 1
+        while previous.exists():
+            n += 1
+            previous = folder / f"funmusic-output.previous-{stamp}-{n}"
+        out.rename(previous)
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    if any(NOTEBOOKS in Path(str(item.path)).parents for item in session.items):
+        fresh_output_dir()

@@ -10,6 +10,7 @@ or, from Python::
 
     import funmusic_jupyter as fm
     song = fm.generate(prompt="Melancholic piano, rainy night yearning")
+    songs = fm.generate_many([{"prompt": "Rainy night piano"}, {"prompt": "Summer dance"}])
 
 With no API key configured, everything runs on the offline simulator
 (``funmusic_jupyter.simulator``), which speaks the service's exact wire protocol.
@@ -20,6 +21,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ._api import agenerate, astream, generate, stream
+from ._batch import BatchValidationError, RateLimiter, agenerate_many, generate_many
 from ._client import AsyncFunMusicClient, AsyncSongStream, FunMusicClient, SongStream
 from ._config import Settings, resolve_settings
 from ._errors import (
@@ -28,6 +30,7 @@ from ._errors import (
     APITimeoutError,
     AuthenticationError,
     BadRequestError,
+    BudgetExceededError,
     ConfigurationError,
     ContentInspectionError,
     FunMusicError,
@@ -39,7 +42,9 @@ from ._errors import (
     StreamInterruptedError,
     ValidationError,
 )
+from ._library import Library, LibraryEntry, library
 from ._models import AudioChunk, Song, StreamEvent, StreamFinished
+from ._spending import CostReport
 from ._validation import Limit, SongRequest, TextStats, build_request, limit_for, text_stats
 from ._version import __version__
 
@@ -55,16 +60,22 @@ __all__ = [
     "AudioChunk",
     "AuthenticationError",
     "BadRequestError",
+    "BatchValidationError",
+    "BudgetExceededError",
     "ConfigurationError",
     "ContentInspectionError",
+    "CostReport",
     "FunMusicClient",
     "FunMusicError",
     "FunMusicPanel",
     "FunMusicWarning",
     "GenerationCancelled",
+    "Library",
+    "LibraryEntry",
     "Limit",
     "PermissionDeniedError",
     "RateLimitError",
+    "RateLimiter",
     "ServerError",
     "Settings",
     "Song",
@@ -77,9 +88,12 @@ __all__ = [
     "ValidationError",
     "__version__",
     "agenerate",
+    "agenerate_many",
     "astream",
     "build_request",
     "generate",
+    "generate_many",
+    "library",
     "limit_for",
     "load_ipython_extension",
     "resolve_settings",

@@ -22,7 +22,10 @@ once the request was sent, or any audio: each of those may already be billed.
 
 from __future__ import annotations
 
+import functools
 import math
+import os
+import ssl
 import sys
 import threading
 import time
@@ -38,7 +41,7 @@ import httpx
 from httpx_sse import aconnect_sse, connect_sse
 
 from ._config import Settings, resolve_settings
-from ._errors import APIError, ConfigurationError, FunMusicWarning, ValidationError
+from ._errors import APIError, ConfigurationError, FunMusicWarning, ValidationError, quote
 from ._models import AudioChunk, Song, StreamEvent, StreamFinished
 from ._validation import SongRequest, build_request
 from ._wire import (
@@ -59,6 +62,18 @@ from ._wire import (
 __all__ = ["AsyncFunMusicClient", "AsyncSongStream", "FunMusicClient", "SongStream"]
 
 _PACKAGE = __name__.rpartition(".")[0] + "."
+
+
+@functools.lru_cache(maxsize=4)
+def _ssl_context_for(cert_file: str | None, cert_dir: str | None) -> ssl.SSLContext:
+    return httpx.create_ssl_context()  # reads the same two variables, as httpx's default does
+
+
+def _ssl_context() -> ssl.SSLContext:
+    """One TLS context for every client: building one loads the CA bundle (about 0.25 s), which
+    a script making one client per ``asyncio.run`` (the per-loop default clients) paid per song.
+    Keyed on the variables httpx consults, so the trust settings stay exactly httpx's."""
+    return _ssl_context_for(os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR"))
 
 
 def _sleep(seconds: float) -> None:
@@ -198,7 +213,7 @@ def _check_number(
         number = float(value)  # type: ignore[arg-type]
         ok = math.isfinite(number) and (number > 0 if positive else number >= 0)
     if not ok:
-        raise ConfigurationError(f"{name} must be {expected}; got {value!r}")
+        raise ConfigurationError(f"{name} must be {expected}; got {quote(value)}")
 
 
 def _check_headers(
@@ -211,6 +226,13 @@ def _check_headers(
     ):
         got = type(headers).__name__ if not isinstance(headers, Mapping) else "other values"
         raise error(f"headers must be a mapping of header names to strings; got {got}")
+    # Checked as they will be sent: httpx encodes header values as ASCII (anything else is a
+    # raw UnicodeEncodeError), and a line break would end the header in the middle.
+    for name, value in headers.items():
+        if not (name + value).isascii() or any(c in name + value for c in "\r\n\0"):
+            raise error(
+                f"header {quote(name)} must be ASCII text on one line; got {quote(value)}"
+            )
     return headers
 
 
@@ -266,6 +288,7 @@ class FunMusicClient(_ClientCore):
         # (third-party) host the audio is downloaded from.
         self._http = httpx.Client(
             transport=transport,
+            verify=_ssl_context(),
             timeout=self._timeout(read_timeout),
             headers={"User-Agent": USER_AGENT},
         )
@@ -295,7 +318,7 @@ class FunMusicClient(_ClientCore):
         lyrics: str | None = None,
         text: str | None = None,
         mode: str = "auto",
-        gender: str = "female",
+        gender: str | None = None,
         format: str = "mp3",
         stream: bool = False,
         model: str = "fun-music-v1",
@@ -316,7 +339,7 @@ class FunMusicClient(_ClientCore):
         lyrics: str | None = None,
         text: str | None = None,
         mode: str = "auto",
-        gender: str = "female",
+        gender: str | None = None,
         format: str = "mp3",
         model: str = "fun-music-v1",
         headers: Mapping[str, str] | None = None,
@@ -359,7 +382,7 @@ class FunMusicClient(_ClientCore):
             responded = False
             try:
                 with self._http.stream(
-                    "POST", url, json=request.payload(), headers=headers,
+                    "POST", url, content=request.body(), headers=headers,
                     timeout=self._timeout(self.read_timeout),
                 ) as response:
                     responded = True
@@ -488,7 +511,7 @@ class SongStream:
             try:
                 # The read timeout of a stream is the idle timeout: it bounds every wait for data.
                 with connect_sse(
-                    client._http, "POST", url, json=self.request.payload(),
+                    client._http, "POST", url, content=self.request.body(),
                     headers=dict(headers), timeout=client._timeout(client.idle_timeout),
                 ) as source:
                     response = source.response
@@ -524,7 +547,7 @@ class SongStream:
                 raise _answer_too_large(assembler, body)
             yield from assembler.feed_body(response.status_code, body.content)
             return
-        for event in _iter_events(response):
+        for event in _iter_events(response, self._client.idle_timeout):
             chunk = assembler.feed_event(event)
             if chunk is not None:
                 yield chunk
@@ -533,10 +556,24 @@ class SongStream:
         raise assembler.ended_early()
 
 
-def _iter_events(response: httpx.Response) -> Iterator[StatusEvent]:
+def _iter_events(response: httpx.Response, idle: float) -> Iterator[StatusEvent]:
+    """The events of a response, with ``idle`` seconds at most between two of them.
+
+    The socket's read timeout (also ``idle``) only bounds each read: a server trickling
+    keep-alive comments (``:``) would pass every read and hold the stream forever. So the time
+    since the last event (or the response head) is checked whenever bytes arrive; the wait
+    ends within one read of the limit. The consumer's own time between events is not counted,
+    as in the async client.
+    """
     decoder = EventDecoder()
+    deadline = time.monotonic() + idle
     for text in response.iter_text():
-        yield from decoder.feed(text)
+        events = decoder.feed(text)
+        if events:
+            yield from events
+            deadline = time.monotonic() + idle
+        elif time.monotonic() > deadline:
+            raise httpx.ReadTimeout(f"no event for {idle:g} s")
     yield from decoder.flush()
 
 
@@ -572,6 +609,7 @@ class AsyncFunMusicClient(_ClientCore):
         )
         self._http = httpx.AsyncClient(
             transport=transport,
+            verify=_ssl_context(),
             timeout=self._timeout(read_timeout),
             headers={"User-Agent": USER_AGENT},
         )
@@ -601,7 +639,7 @@ class AsyncFunMusicClient(_ClientCore):
         lyrics: str | None = None,
         text: str | None = None,
         mode: str = "auto",
-        gender: str = "female",
+        gender: str | None = None,
         format: str = "mp3",
         stream: bool = False,
         model: str = "fun-music-v1",
@@ -622,7 +660,7 @@ class AsyncFunMusicClient(_ClientCore):
         lyrics: str | None = None,
         text: str | None = None,
         mode: str = "auto",
-        gender: str = "female",
+        gender: str | None = None,
         format: str = "mp3",
         model: str = "fun-music-v1",
         headers: Mapping[str, str] | None = None,
@@ -671,7 +709,7 @@ class AsyncFunMusicClient(_ClientCore):
             responded = False
             try:
                 async with self._http.stream(
-                    "POST", url, json=request.payload(), headers=headers,
+                    "POST", url, content=request.body(), headers=headers,
                     timeout=self._timeout(self.read_timeout),
                 ) as response:
                     responded = True
@@ -804,7 +842,7 @@ class AsyncSongStream:
             responded = False
             try:
                 async with aconnect_sse(
-                    client._http, "POST", url, json=self.request.payload(),
+                    client._http, "POST", url, content=self.request.body(),
                     headers=dict(headers), timeout=client._timeout(client.idle_timeout),
                 ) as source:
                     responded = True

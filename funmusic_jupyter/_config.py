@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from ._errors import ConfigurationError
+from ._errors import ConfigurationError, quote
 
 __all__ = [
     "DEFAULT_BASE_URL",
@@ -77,7 +77,7 @@ def resolve_endpoint(endpoint: str | None) -> str:
     if not value.startswith("/"):
         names = ", ".join(repr(n) for n in ENDPOINTS)
         raise ConfigurationError(
-            f"endpoint must be one of {names} or a path starting with '/'; got {value!r}"
+            f"endpoint must be one of {names} or a path starting with '/'; got {quote(value)}"
         )
     return value.rstrip("/")
 
@@ -107,7 +107,7 @@ def _check_key(key: object, source: str) -> str:
 
 def _shown(value: str) -> str:
     """How a setting appears in an error: a value that looks like a key is masked."""
-    return repr(mask_key(value)) if value.strip().startswith("sk-") else repr(value)
+    return quote(mask_key(value)) if value.strip().startswith("sk-") else quote(value)
 
 
 def _check_base_url(url: str, source: str) -> str:
@@ -188,7 +188,9 @@ def resolve_settings(
     backend: str = "auto",
 ) -> Settings:
     if backend not in BACKENDS:
-        raise ConfigurationError(f"backend must be one of {', '.join(BACKENDS)}; got {backend!r}")
+        raise ConfigurationError(
+            f"backend must be one of {', '.join(BACKENDS)}; got {quote(backend)}"
+        )
     endpoint_path = resolve_endpoint(endpoint)
 
     if backend == "simulator":

@@ -4,6 +4,7 @@
     ├── ValidationError            bad input, caught before anything is sent (also a ValueError)
     ├── ConfigurationError         bad settings (base URL, endpoint, missing key for backend="api")
     ├── GenerationCancelled        the user stopped a song; ``partial_audio`` holds what arrived
+    ├── BudgetExceededError        the session's spending reached its budget: nothing was sent
     └── APIError                   status_code, code, message, request_id, partial_audio
         ├── BadRequestError            400 InvalidParameter, 404 Model.NotExist, other 4xx
         │   └── ContentInspectionError 400 DataInspectionFailed
@@ -19,13 +20,22 @@ Every API error raised after audio started arriving carries every byte received 
 ``partial_audio``, so nothing the user paid for is lost.
 
 All of them render in IPython as one line (``_render_traceback_``): a traceback is never what a
-notebook user needs for a bad lyric or a throttled account.
+notebook user needs for a bad lyric or a throttled account. An ``APIError``'s ``message`` is
+always one short line (the first line of what the server said, cut short); the server's whole
+answer stays in ``body``. Every message that shows a value the user or a server gave goes
+through ``quote``, so a 5,000-character value comes back as a short excerpt.
 """
 
 from __future__ import annotations
 
+import email.utils
+import html
 import json
+import re
+import reprlib
+import time
 from collections.abc import Mapping
+from datetime import timezone
 from typing import Any
 
 __all__ = [
@@ -34,6 +44,7 @@ __all__ = [
     "APITimeoutError",
     "AuthenticationError",
     "BadRequestError",
+    "BudgetExceededError",
     "ConfigurationError",
     "ContentInspectionError",
     "FunMusicError",
@@ -46,6 +57,51 @@ __all__ = [
     "ValidationError",
     "error_from_response",
 ]
+# quote() and one_line() are helpers for the package's own messages, not public API (every
+# name in __all__ here is re-exported by the package).
+
+#: How many characters of a value an error message shows.
+QUOTE_LIMIT = 40
+#: How many characters of a server's message an ``APIError`` shows.
+MESSAGE_LIMIT = 200
+
+_repr = reprlib.Repr()
+_repr.maxstring = QUOTE_LIMIT + 10
+_repr.maxother = QUOTE_LIMIT + 10
+
+
+def quote(value: object, limit: int = QUOTE_LIMIT) -> str:
+    """``value`` as an error message shows it: its ``repr``, cut short when long.
+
+    A string longer than ``limit`` shows its first ``limit`` characters, then ``…`` and its
+    length, so the message says what arrived without echoing all of it. Other values use a
+    bounded ``reprlib`` form (it never builds the full repr of a huge list first).
+    """
+    if isinstance(value, str):
+        if len(value) <= limit:
+            return repr(value)
+        return f"{value[:limit]!r}… ({len(value):,} characters)"
+    text = _repr.repr(value)
+    return text if len(text) <= limit + 10 else text[:limit] + "…"
+
+
+_TAG = re.compile(r"<[^>]*>")
+
+
+def one_line(text: str, limit: int = MESSAGE_LIMIT) -> str:
+    """The first non-empty line of ``text`` (of its text, for an HTML page), cut to ``limit``.
+
+    Server text may be a proxy's HTML page or a message with line breaks; an error message
+    shows one line of it and keeps the promise that every error renders as one line.
+    """
+    stripped = text.lstrip()
+    if stripped[:1] == "<":
+        text = html.unescape(_TAG.sub("\n", stripped))
+    for line in text.splitlines():
+        line = " ".join(line.split())
+        if line:
+            return line if len(line) <= limit else line[: limit - 1] + "…"
+    return ""
 
 
 class FunMusicWarning(UserWarning):
@@ -71,6 +127,10 @@ class ConfigurationError(FunMusicError, ValueError):
     """A setting (key, base URL, endpoint, backend) cannot be used."""
 
 
+class BudgetExceededError(FunMusicError):
+    """A request was refused before sending: this session already spent its ``budget``."""
+
+
 class GenerationCancelled(FunMusicError):
     """The user cancelled a song; ``partial_audio`` holds every byte that had arrived."""
 
@@ -84,6 +144,8 @@ class APIError(FunMusicError):
 
     ``code`` is DashScope's code (``InvalidParameter``, ``Throttling.RateQuota``…) when the
     server sent one; ``request_id`` comes from the body or the ``x-request-id`` header.
+    ``message`` is always one line, at most ``MESSAGE_LIMIT`` characters; ``body`` is the
+    server's whole answer as text (or the full message given, when it had to be cut), else None.
     """
 
     def __init__(
@@ -94,9 +156,13 @@ class APIError(FunMusicError):
         code: str | None = None,
         request_id: str | None = None,
         partial_audio: bytes = b"",
+        body: str | None = None,
     ) -> None:
-        super().__init__(message)
-        self.message = message
+        # One line whatever arrived; the whole text is kept in ``body`` for whoever needs it.
+        short = one_line(message) or "no error message in the response"
+        super().__init__(short)
+        self.message = short
+        self.body = body if body is not None else (message if short != message else None)
         self.status_code = status_code
         self.code = code
         self.request_id = request_id
@@ -162,17 +228,31 @@ class StreamInterruptedError(APIError):
     pass
 
 
-def _retry_after_seconds(headers: Mapping[str, str] | None) -> float | None:
+def _retry_after_seconds(
+    headers: Mapping[str, str] | None, *, now: float | None = None
+) -> float | None:
+    """``Retry-After`` in seconds: a number (RFC 9110 allows only a whole one >= 0, we accept
+    any finite one >= 0) or an HTTP date. Anything else (negative, NaN, garbage) is None, so the
+    caller falls back to its own backoff instead of retrying at once."""
     if not headers:
         return None
     raw = headers.get("retry-after") or headers.get("Retry-After")
     if raw is None:
         return None
     try:
-        return max(0.0, float(raw))
+        seconds = float(raw)
     except ValueError:
-        # An HTTP date is allowed too; we do not bother and let the caller use its default.
+        try:
+            when = email.utils.parsedate_to_datetime(raw)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when.tzinfo is None:  # "-0000" dates: RFC 9110 dates are always GMT
+            when = when.replace(tzinfo=timezone.utc)
+        current = time.time() if now is None else now
+        return max(0.0, when.timestamp() - current)
+    if seconds != seconds or seconds < 0:  # NaN or negative
         return None
+    return seconds
 
 
 def _as_mapping(body: object) -> Mapping[str, Any] | None:
@@ -212,21 +292,25 @@ def error_from_response(
     nested = data.get("error")
     if isinstance(nested, Mapping):
         data = {**nested, "request_id": data.get("request_id")}
+    if isinstance(body, (bytes, bytearray)):
+        body = bytes(body).decode("utf-8", "replace")
+    full = body if isinstance(body, str) else json.dumps(body, ensure_ascii=False, default=str)
     code = data.get("code")
-    code = str(code) if code not in (None, "") else None
+    # A code is one word; a server that sends a paragraph there gets it cut like a message.
+    code = one_line(str(code), QUOTE_LIMIT) or None if code not in (None, "") else None
     message = data.get("message")
     if not message:
-        if isinstance(body, (str, bytes)) and not data:
-            raw = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
-            message = raw.strip()[:300] or "no error message in the response"
+        if isinstance(body, str) and not data:
+            message = body.strip() or "no error message in the response"
         else:
             message = "no error message in the response"
     request_id = data.get("request_id") or (headers or {}).get("x-request-id")
     kw: dict[str, Any] = {
         "status_code": status_code,
         "code": code,
-        "request_id": str(request_id) if request_id else None,
+        "request_id": one_line(str(request_id), MESSAGE_LIMIT) if request_id else None,
         "partial_audio": partial_audio,
+        "body": full,
     }
     message = str(message)
     lowered = (code or "").lower()

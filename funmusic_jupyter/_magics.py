@@ -31,12 +31,17 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class
 from IPython.display import DisplayHandle
 from IPython.display import display as _ipython_display
-from traitlets import Bool, CaselessStrEnum, Float, TraitError, Unicode, validate
+from traitlets import Bool, CaselessStrEnum, Float, Int, TraitError, Unicode, validate
 
 from . import _render
-from ._config import resolve_settings
-from ._errors import GenerationCancelled, ValidationError
-from ._validation import FORMATS, GENDERS, SongRequest, build_request
+from ._config import Settings, resolve_settings
+from ._errors import GenerationCancelled, quote
+from ._library import Library, find_reusable, library, reuse_note
+from ._live_session import LiveSession
+from ._models import Song
+from ._policy import StreamPreference, plan_request
+from ._spending import check_budget
+from ._validation import FORMATS, GENDERS, SongRequest
 from ._worker import FINAL_STATES, Job, client_options, current_worker, get_worker
 
 __all__ = ["FunMusicMagics", "load_ipython_extension", "unload_ipython_extension"]
@@ -48,7 +53,7 @@ argument: Callable[..., Callable[[_F], _F]] = _ma.argument
 magic_arguments: Callable[..., Callable[[_F], _F]] = _ma.magic_arguments
 
 _HELP_HINT = "see %%funmusic? for the options"
-_SUBCOMMANDS = "status, stop [ID], config"
+_SUBCOMMANDS = "status, stop [ID], config, list [N], cost"
 # A song can take minutes; how long ``%funmusic stop`` and an interrupt wait for the job to
 # close its stream and save its partial audio before giving up waiting (the job still ends).
 _STOP_WAIT = 15.0
@@ -80,7 +85,9 @@ class FunMusicMagics(Magics):
         config=True
     )
     stream = Bool(
-        True, help="Stream the song (live progress); False generates, then downloads."
+        True,
+        help="Stream when the text allows it, else generate then download, with a note; "
+        "False never streams.",
     ).tag(config=True)
     model = Unicode("fun-music-v1", help="Model name.").tag(config=True)
     backend = CaselessStrEnum(
@@ -106,8 +113,32 @@ class FunMusicMagics(Magics):
         600.0, help="Seconds to wait for a song that is not streamed (generation takes a while)."
     ).tag(config=True)
     idle_timeout = Float(60.0, help="Seconds to wait between stream events.").tag(config=True)
+    autoplay = Bool(
+        False, help="Start playing a streamed song as soon as its first audio arrives."
+    ).tag(config=True)
+    live_player = Bool(
+        True,
+        help="Play a streamed song while it arrives (a widget); False: the player comes at the "
+        "end, for front ends without ipywidgets support.",
+    ).tag(config=True)
     progress_interval = Float(
         0.25, help="Minimum seconds between two progress updates of a cell's output."
+    ).tag(config=True)
+    reuse = Bool(
+        True,
+        help="Show the song already saved for the same request (model, text, voice, format, "
+        "backend…) instead of paying for it again; --fresh makes a new take anyway.",
+    ).tag(config=True)
+    budget = Float(
+        None,
+        allow_none=True,
+        help="Refuse new requests to the real service once this kernel session has spent this "
+        "much (in the currency); None: no budget. The simulator is free.",
+    ).tag(config=True)
+    embed_limit = Int(
+        _render.DEFAULT_EMBED_LIMIT,
+        help="WAV songs over this many bytes are embedded in the notebook as an MP3 preview, "
+        "with a link to the full WAV on disk (MP3 songs are always embedded whole).",
     ).tag(config=True)
 
     def __init__(self, shell: Any = None, **kwargs: Any) -> None:
@@ -131,10 +162,26 @@ class FunMusicMagics(Magics):
         "price_per_second", "connect_timeout", "read_timeout", "idle_timeout", "progress_interval"
     )
     def _non_negative(self, proposal: Any) -> float:
-        value = float(proposal["value"])
+        value = float(proposal["value"])  # NaN is refused too: it is not >= 0
         if value < 0:
             name = proposal["trait"].name
-            raise TraitError(f"FunMusicMagics.{name} must be >= 0; got {value!r}")
+            raise TraitError(f"FunMusicMagics.{name} must be >= 0; got {quote(value)}")
+        return value
+
+    @validate("budget")
+    def _budget_non_negative(self, proposal: Any) -> float | None:
+        if proposal["value"] is None:
+            return None
+        value = float(proposal["value"])
+        if not value >= 0:  # NaN too
+            raise TraitError(f"FunMusicMagics.budget must be >= 0 or None; got {quote(value)}")
+        return value
+
+    @validate("embed_limit")
+    def _embed_limit_non_negative(self, proposal: Any) -> int:
+        value = int(proposal["value"])
+        if value < 0:
+            raise TraitError(f"FunMusicMagics.embed_limit must be >= 0 bytes; got {quote(value)}")
         return value
 
     # -- the magic ---------------------------------------------------------------------------
@@ -144,9 +191,11 @@ class FunMusicMagics(Magics):
     @argument("-f", "--format", type=_lower, choices=FORMATS, help="Audio format (default: mp3).")
     @argument("--lyrics", action="store_true", help="The cell is lyrics (default: auto).")
     @argument("--prompt", action="store_true", help="The cell is a description (default: auto).")
-    @argument("--stream", action="store_true", help="Stream (the default unless configured off).")
+    @argument("--stream", action="store_true", help="Insist on streaming (else: when it can).")
     @argument("--no-stream", action="store_true", help="Generate, then download: longer texts.")
     @argument("--wait", action="store_true", help="Block until done; show the result once.")
+    @argument("--fresh", action="store_true", help="Make a new take even if one is saved.")
+    @argument("--autoplay", action="store_true", help="Play as soon as the first audio arrives.")
     @argument("--out", metavar="NAME", help="Bind the Song to NAME in the notebook.")
     @argument("--save", metavar="PATH", help="Also save the audio (and sidecar) to PATH.")
     @argument("--model", metavar="MODEL", help="Model name (default: fun-music-v1).")
@@ -176,11 +225,18 @@ class FunMusicMagics(Magics):
             %funmusic status        # running, done and failed songs
             %funmusic stop 2        # stop song 2 (or all running songs: %funmusic stop)
             %funmusic config        # effective settings (the API key only as present/absent)
+            %funmusic list 10       # the ten newest songs in the output directory
+            %funmusic cost          # billed seconds and cost per day, and this session's
+
+        An unchanged cell run again shows the song already saved for it ("reused from …, not
+        billed"), with nothing sent; ``--fresh`` makes a new take and keeps the old one
+        (``%config FunMusicMagics.reuse = False`` turns reuse off).
 
         Defaults: ``%config FunMusicMagics.gender = "male"`` (also format, stream, backend,
         base_url, endpoint, output_dir, price_per_second, currency, connect_timeout,
-        read_timeout, idle_timeout). The cell body is sent exactly as typed: no ``{}`` or ``$``
-        expansion.
+        read_timeout, idle_timeout, reuse, budget, embed_limit: WAV songs over it are
+        embedded as an MP3 preview). The cell body is sent exactly as typed: no ``{}`` or
+        ``$`` expansion.
         """
         if cell is None:
             self._line(line)
@@ -201,11 +257,13 @@ class FunMusicMagics(Magics):
         if opts.stream and opts.no_stream:
             raise UsageError("%%funmusic: use --stream or --no-stream, not both")
         if opts.out is not None and (not opts.out.isidentifier() or keyword.iskeyword(opts.out)):
-            raise UsageError(f"%%funmusic: --out needs a Python variable name; got {opts.out!r}")
+            raise UsageError(
+                f"%%funmusic: --out needs a Python variable name; got {quote(opts.out)}"
+            )
         return opts
 
     def _request(self, opts: argparse.Namespace, cell: str) -> tuple[SongRequest, list[str]]:
-        """The validated request, and notes about how it was read."""
+        """The validated request, and notes about it (its warnings, then the policy's)."""
         mode = "lyrics" if opts.lyrics else "prompt" if opts.prompt else "auto"
         # The body goes in untouched: no str.format, no $-expansion (IPython expands the line only).
         fields: dict[str, Any] = {
@@ -215,22 +273,15 @@ class FunMusicMagics(Magics):
             "model": opts.model or self.model,
             "mode": mode,
         }
-        if opts.stream or opts.no_stream or not self.stream:
-            return build_request(stream=bool(opts.stream), **fields), []
-        # Streaming is only the default here, and the service streams only 200–250 English words
-        # (300–350 Chinese characters) of lyrics: a shorter or longer song that fits the
-        # non-streaming limits is made without streaming rather than refused.
-        try:
-            return build_request(stream=True, **fields), []
-        except ValidationError as streaming_error:
-            request = build_request(stream=False, **fields)  # raises when it fits neither
-            reason = str(streaming_error).split(";")[0]
-            return request, [
-                f"not streamed: {reason}, so the song is made without streaming and appears "
-                "when it is done (--stream insists, --no-stream silences this note)"
-            ]
+        # The shared policy (_policy): --stream insists, --no-stream (or the trait set to False)
+        # never streams, and otherwise streaming is preferred, falling back with a note.
+        stream: StreamPreference = (
+            True if opts.stream else False if opts.no_stream or not self.stream else "auto"
+        )
+        request, notes = plan_request(stream=stream, **fields)  # notes: warnings too
+        return request, list(notes)
 
-    def _client_options(self, backend: str) -> tuple[dict[str, Any], list[str]]:
+    def _client_options(self, backend: str) -> tuple[dict[str, Any], Settings, list[str]]:
         """Keyword arguments for the client, and notes about them. Raises ConfigurationError
         (one line) now, in the cell, rather than later in the background."""
         options, settings = client_options(
@@ -247,7 +298,7 @@ class FunMusicMagics(Magics):
                 "no API key configured: the offline simulator makes this song "
                 "(set DASHSCOPE_API_KEY for Fun-Music)"
             )
-        return options, notes
+        return options, settings, notes
 
     def _cell(self, line: str, cell: str) -> None:
         opts = self._parse(line)
@@ -256,14 +307,29 @@ class FunMusicMagics(Magics):
                 "%%funmusic needs lyrics or a description in the cell body; got an empty cell"
             )
         request, read_notes = self._request(opts, cell)  # ValidationError: one line, nothing sent
-        options, notes = self._client_options(opts.backend or self.backend)
-        notes = list(request.warnings) + read_notes + notes
+        options, settings, notes = self._client_options(opts.backend or self.backend)
+        notes = read_notes + notes
+        output_dir = Path(self.output_dir or "funmusic-output").expanduser().resolve()
+        # The one reuse check and the one budget check (_library, _spending), as in the panel
+        # and the Python API. A reused song is shown at once: nothing streams, nothing is sent.
+        # --fault asks the simulator to misbehave: that is never answered from disk.
+        if self.reuse and not opts.fresh and not opts.fault:
+            found = find_reusable(request, settings, output_dir)
+            if found is not None:
+                reused = [*request.warnings, reuse_note(found)]
+                display(self._song_bundle(found, opts, reused), raw=True)
+                return
+        check_budget(
+            backend=settings.backend,
+            budget=self.budget,
+            price_per_second=self.price_per_second,
+            currency=self.currency,
+        )
         headers = None
         if opts.fault:
             from .simulator import FAULT_HEADER
 
             headers = {FAULT_HEADER: opts.fault}
-        output_dir = Path(self.output_dir or "funmusic-output").expanduser().resolve()
         worker = get_worker()
 
         if opts.wait:
@@ -293,15 +359,32 @@ class FunMusicMagics(Magics):
         # print, and a worker thread never prints: there the result waits for the main thread,
         # which shows it after the next cell (_show_finished), as a shell reports a done job.
         live = getattr(self.shell, "kernel", None) is not None
+        # A streamed song plays while it arrives: a live player under the progress line, which
+        # hands playback over to the card when the song ends (see _live_session).
+        session = (
+            LiveSession(request, autoplay=bool(opts.autoplay or self.autoplay))
+            if live and request.stream and self.live_player
+            else None
+        )
+        live_handle: Any = display(session.player, display_id=True) if session else None
 
         def update(job: Job, event: str) -> None:
             # Runs on the worker thread: a display-id update is the one safe way to show it.
             if event == "finished":
-                bundle = self._final_bundle(job, opts, notes)
-                if live:
-                    show(bundle, raw=True)
-                else:
+                handoff_id = session.handoff_id if session else None
+                bundle = self._final_bundle(job, opts, notes, handoff_id=handoff_id)
+                if not live:
                     self._finished.put((handle, bundle))
+                    return
+                show(bundle, raw=True)  # the card first, then the player may go
+                if session is not None:
+                    session.complete(
+                        job,
+                        # An empty output in place of the widget: a saved notebook keeps no
+                        # widget view that would say "model not found" once the kernel is gone.
+                        lambda: live_handle.update({"text/plain": ""}, raw=True),
+                        call_later=worker.call_later,
+                    )
             elif live:
                 show(_progress_bundle(request, notes, job=job), raw=True)
 
@@ -312,10 +395,16 @@ class FunMusicMagics(Magics):
             headers=headers,
             listener=update,
             min_interval=self.progress_interval,
+            audio_listener=session.feed if session else None,
         )
 
     def _final_bundle(
-        self, job: Job, opts: argparse.Namespace, notes: Sequence[str]
+        self,
+        job: Job,
+        opts: argparse.Namespace,
+        notes: Sequence[str],
+        *,
+        handoff_id: str | None = None,
     ) -> dict[str, str]:
         """Finish a job for the user (--save copy, --out binding) and render it."""
         notes = list(notes)
@@ -328,14 +417,35 @@ class FunMusicMagics(Magics):
         if song is None:
             assert job.error is not None
             return _render.error_bundle(
-                job.error, partial_path=job.partial_path, title=job.request.text, notes=notes
+                job.error,
+                partial_path=job.partial_path,
+                title=job.request.text,
+                notes=notes,
+                fmt=job.request.format,
+                embed_limit=self.embed_limit,
+                handoff_id=handoff_id,
             )
         also_saved: list[Path] = [job.saved_path] if job.saved_path else []
+        return self._song_bundle(
+            song, opts, notes, also_saved=also_saved, handoff_id=handoff_id
+        )
+
+    def _song_bundle(
+        self,
+        song: Song,
+        opts: argparse.Namespace,
+        notes: Sequence[str],
+        *,
+        also_saved: Sequence[Path] = (),
+        handoff_id: str | None = None,
+    ) -> dict[str, str]:
+        """--save a copy, bind --out, render: for a new song and for a reused one alike."""
+        notes = list(notes)
         if opts.save:
             try:
                 song.save(opts.save)
             except OSError as exc:
-                notes.append(f"--save {opts.save!r} failed: {exc.strerror or exc}")
+                notes.append(f"--save {quote(opts.save)} failed: {exc.strerror or exc}")
         if opts.out:
             assert self.shell is not None
             self.shell.user_ns[opts.out] = song
@@ -345,6 +455,8 @@ class FunMusicMagics(Magics):
             currency=self.currency,
             notes=notes,
             also_saved=also_saved,
+            embed_limit=self.embed_limit,
+            handoff_id=handoff_id,
         )
 
     # -- line ------------------------------------------------------------------------------------
@@ -352,7 +464,7 @@ class FunMusicMagics(Magics):
         try:
             words = shlex.split(line)
         except ValueError as exc:
-            raise UsageError(f"%funmusic: cannot split {line!r}: {exc}") from None
+            raise UsageError(f"%funmusic: cannot split {quote(line)}: {exc}") from None
         command, args = (words[0].lower(), words[1:]) if words else ("help", [])
         if command == "status" and not args:
             self._status()
@@ -360,6 +472,10 @@ class FunMusicMagics(Magics):
             self._stop(args[0] if args else None)
         elif command == "config" and not args:
             self._config()
+        elif command == "list" and len(args) <= 1:
+            self._list(args[0] if args else None)
+        elif command == "cost" and not args:
+            display(self._library().cost())
         elif command in ("help", "-h", "--help") and not args:
             display({"text/plain": self._usage()}, raw=True)
         elif command.startswith("-"):
@@ -369,7 +485,7 @@ class FunMusicMagics(Magics):
             )
         else:
             raise UsageError(
-                f"%funmusic: expected one of {_SUBCOMMANDS}; got {line.strip()!r}"
+                f"%funmusic: expected one of {_SUBCOMMANDS}; got {quote(line.strip())}"
             )
 
     def _usage(self) -> str:
@@ -393,7 +509,7 @@ class FunMusicMagics(Magics):
             chosen = [j for j in jobs if j.id == job_id]
             if not chosen:
                 known = ", ".join(j.id for j in jobs) or "none yet"
-                raise UsageError(f"%funmusic stop: no song {job_id!r}; songs: {known}")
+                raise UsageError(f"%funmusic stop: no song {quote(job_id)}; songs: {known}")
             if not chosen[0].running:
                 display({"text/plain": f"song {job_id} is already {chosen[0].state}"}, raw=True)
                 return
@@ -403,18 +519,46 @@ class FunMusicMagics(Magics):
         lines = []
         for job in stopped:
             job.wait(_STOP_WAIT)
-            saved = f", partial audio saved to {job.partial_path}" if job.partial_path else ""
-            lines.append(f"stopped song {job.id} ({job.state}{saved})")
+            lines.append(f"Song {job.id}: {_render.stopped_text(job)}")
         display({"text/plain": "\n".join(lines) or "no song is running"}, raw=True)
+
+    def _library(self) -> Library:
+        return library(
+            self.output_dir or "funmusic-output",
+            price_per_second=self.price_per_second,
+            currency=self.currency,
+        )
+
+    def _list(self, count: str | None) -> None:
+        if count is not None and not (count.isdigit() and int(count) > 0):
+            raise UsageError(f"%funmusic list: N must be a whole number > 0; got {quote(count)}")
+        songs = self._library()
+        display(songs.head(int(count)) if count else songs)
 
     def _config(self) -> None:
         rows: dict[str, Any] = {
             # An empty string means "from the environment, else the default": say so.
             name: getattr(self, name) if getattr(self, name) != "" else "(not set)"
             for name in (
-                "gender", "format", "stream", "model", "backend", "base_url", "endpoint",
-                "output_dir", "price_per_second", "currency", "connect_timeout",
-                "read_timeout", "idle_timeout", "progress_interval",
+                "gender",
+                "format",
+                "stream",
+                "model",
+                "backend",
+                "base_url",
+                "endpoint",
+                "output_dir",
+                "price_per_second",
+                "currency",
+                "connect_timeout",
+                "read_timeout",
+                "idle_timeout",
+                "progress_interval",
+                "embed_limit",
+                "autoplay",
+                "live_player",
+                "reuse",
+                "budget",
             )
         }
         rows["output_dir"] = f"{self.output_dir} ({Path(self.output_dir).expanduser().resolve()})"

@@ -65,6 +65,11 @@ class Song:
     request: SongRequest
     simulated: bool = False
     saved_path: Path | None = field(default=None)
+    #: What decides the song (``_library.song_key``): written to the sidecar, so a later
+    #: identical request finds this song instead of paying for a new one.
+    key: str | None = field(default=None)
+    #: Set on a song read back from the library (``_library.load_song``): when it was saved.
+    made_at: datetime | None = field(default=None)
 
     @property
     def mime_type(self) -> str:
@@ -107,6 +112,7 @@ class Song:
             "total_time": self.total_time,
             "lyrics": self.lyrics,
             "request": self.request.describe(),
+            "key": self.key,
         }
 
     def save(self, path: str | os.PathLike[str]) -> Path:
@@ -136,6 +142,12 @@ class Song:
         """The first sung line (no tags), for titles."""
         return first_line(self.lyrics)
 
+    def _voice(self) -> str:
+        if self.request.instrumental:
+            return "instrumental"
+        # fun-music-preview takes no gender: the model's own voice.
+        return f"{self.gender} voice" if self.gender else "default voice"
+
     def summary(self) -> str:
         """Deterministic one-liner: no ids, no timings, nothing that changes between runs."""
         ch = {1: "mono", 2: "stereo"}.get(self.channels, f"{self.channels} channels")
@@ -145,16 +157,26 @@ class Song:
             first = first[:47] + "…"
         return (
             f"<Song {self.format} {self.sample_rate} Hz {ch}, {self.duration:g} s, "
-            f"{self.mode} mode, {self.gender} voice{sim}: {first!r}>"
+            f"{self.mode} mode, {self._voice()}{sim}: {first!r}>"
         )
 
     def __repr__(self) -> str:
         return self.summary()
 
-    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
-        from ._render import song_html  # render lazily: the module is only needed in notebooks
+    def _repr_mimebundle_(
+        self, include: Any = None, exclude: Any = None, *, embed_limit: int | None = None
+    ) -> dict[str, str]:
+        """The song card. ``embed_limit`` (bytes) defaults to ``FunMusicMagics.embed_limit``
+        when the extension is loaded, else about 8 MB: a WAV over it is embedded as an MP3
+        preview with a link to the saved file."""
+        from . import _render  # render lazily: the module is only needed in notebooks
+        from ._library import reuse_note
 
-        return {"text/plain": self.summary(), "text/html": song_html(self)}
+        if embed_limit is None:
+            embed_limit = _render.configured_embed_limit()
+        # A song read back from the library (fm.generate(..., reuse=True)) says so on its card.
+        notes = [reuse_note(self, fresh="reuse=False")] if self.made_at is not None else []
+        return _render.song_bundle(self, embed_limit=embed_limit, notes=notes)
 
 
 @dataclass(frozen=True)

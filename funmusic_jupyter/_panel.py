@@ -14,8 +14,9 @@ How it is put together, and why:
   same reason the history is a ``Select`` whose options change, rather than widgets created on
   the worker thread.
 - Results are drawn by the one renderer, ``_render.song_html`` / ``_render.error_html``.
-- The limit counter and the reason Generate is disabled come from ``_validation``: the panel
-  calls the very ``build_request`` the client calls, so it refuses exactly what would be refused.
+- The limit counter, the notes and the reason Generate is disabled come from ``_policy``: the
+  panel asks ``plan_request`` exactly what ``%%funmusic`` asks it (Streaming Auto/On/Off is the
+  magic's default/``--stream``/``--no-stream``), so the two accept and refuse the same texts.
 - The API key is never a trait (widget state is saved into notebooks): an ``api_key=`` argument
   lives in a private attribute, and the panel only ever says where a key came from.
 - ``repr()`` (and the ``text/plain`` of its display) is deterministic, for nbval.
@@ -33,19 +34,23 @@ from pathlib import Path
 from typing import Any
 
 import ipywidgets as widgets  # type: ignore[import-untyped]
+from traitlets import Bool
 
 from . import _render
 from ._config import Settings, resolve_settings
-from ._errors import FunMusicError, ValidationError
+from ._errors import FunMusicError, ValidationError, quote
+from ._library import find_reusable, reuse_note
+from ._live_session import LiveSession
 from ._models import Song
+from ._panel_history import PanelHistory
+from ._policy import plan_request, refused_stream, stream_preference
+from ._spending import check_budget
 from ._storage import DEFAULT_OUTPUT_DIR
 from ._validation import (
     FORMATS,
     GENDERS,
     SongRequest,
-    build_request,
     detect_mode,
-    first_line,
     limit_for,
     text_stats,
 )
@@ -54,6 +59,8 @@ from ._worker import Job, client_options, get_worker
 __all__ = ["FunMusicPanel"]
 
 _MODES = (("Auto", "auto"), ("Prompt", "prompt"), ("Lyrics", "lyrics"))
+# The policy's three stream preferences, as the widget's values.
+_STREAMING = (("Auto", "auto"), ("On", True), ("Off", False))
 _LANGUAGES = {"zh": "Chinese", "en": "English"}
 _STATE_WORDS = {
     "queued": "Waiting to start",
@@ -66,7 +73,6 @@ _STATE_WORDS = {
 # It moves along 1 - exp(-x / scale): always forward, never full before the end, where x is the
 # audio received (streaming) or the time elapsed (not streaming). The status line has the facts.
 _BAR_SCALE_SECONDS = 60.0
-_TITLE_LENGTH = 60
 _PANEL_CLASS = "funmusic-panel"
 # ipywidgets gives HTML widgets a fixed one-control line height (28 px), which spreads wrapped
 # status lines and long paths far apart; text inside the panel reads better at 1.4.
@@ -87,20 +93,6 @@ def _e(text: object) -> str:
     return html.escape(str(text), quote=True)
 
 
-def _short(text: str, length: int = _TITLE_LENGTH) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= length else text[: length - 1] + "…"
-
-
-def song_title(song: Song) -> str:
-    """A history title: the first sung line for lyrics, the prompt for a prompt."""
-    if song.mode == "lyrics":
-        line = song.first_line() or first_line(song.request.text)
-    else:
-        line = song.request.text
-    return _short(line) or "Song"
-
-
 @dataclass(eq=False)
 class _Run:
     """One click of Generate. The listener is bound to it, so a late event from an old song
@@ -109,6 +101,8 @@ class _Run:
     request: SongRequest
     job: Job | None = None
     notes: list[str] = field(default_factory=list)
+    live: LiveSession | None = None  # the live player of a streamed song
+    reused: Song | None = None  # a song answered from the output directory: nothing was sent
 
 
 class FunMusicPanel(widgets.VBox):  # type: ignore[misc]
@@ -116,8 +110,12 @@ class FunMusicPanel(widgets.VBox):  # type: ignore[misc]
 
     Keyword arguments (all optional):
 
-    ``text``, ``mode`` ("auto", "prompt", "lyrics"), ``gender``, ``format``, ``stream``
+    ``text``, ``mode`` ("auto", "prompt", "lyrics"), ``gender``, ``format``
         Initial values of the controls.
+    ``stream``
+        "auto" (default): stream when the text allows it, else make the song without streaming,
+        with a note; ``True``: always stream (texts that cannot be streamed are refused);
+        ``False``: never stream. The same policy as ``%%funmusic``.
     ``backend``, ``base_url``, ``endpoint``, ``api_key``
         As for ``FunMusicClient``. With nothing configured the offline simulator makes the
         songs. An ``api_key`` given here is kept in a private attribute, never in a widget.
@@ -130,10 +128,28 @@ class FunMusicPanel(widgets.VBox):  # type: ignore[misc]
         ``{"X-FunMusic-Fault": "drop-after=3"}`` to see what a broken stream looks like.
     ``model``, ``connect_timeout``, ``idle_timeout``
         Passed on to the request and the client.
+    ``embed_limit``
+        WAV songs over this many bytes are shown with an MP3 preview and a link to the full
+        WAV on disk, so a saved notebook stays small (default about 8 MB).
+
+    ``reuse`` (also a trait: ``panel.reuse = False``)
+        On by default, as in ``%%funmusic``: a request already made is answered from the
+        output directory ("reused from …, not billed"), with nothing sent.
+    ``budget``
+        Refuse requests to the real service once this kernel session has spent this much
+        (default: ``FunMusicMagics.budget`` when the extension is loaded, else none).
+
+    ``autoplay`` (also a trait: ``panel.autoplay = True``)
+        Start playing a streamed song as soon as its first audio arrives. A streamed song
+        always gets a live player; by default it waits for Play.
 
     Drive it from code too: set ``panel.text.value``, call ``panel.generate_button.click()``
     and ``panel.wait()``; ``panel.history`` holds this session's songs, newest first.
     """
+
+    # A Python-side trait (not synced): the live player gets the value when a song starts.
+    autoplay = Bool(False, help="Play a streamed song as soon as its first audio arrives.")
+    reuse = Bool(True, help="Show the saved song for a request already made, sending nothing.")
 
     def __init__(
         self,
@@ -142,7 +158,7 @@ class FunMusicPanel(widgets.VBox):  # type: ignore[misc]
         mode: str = "auto",
         gender: str = "female",
         format: str = "mp3",
-        stream: bool = True,
+        stream: bool | str | None = "auto",
         model: str = "fun-music-v1",
         backend: str = "auto",
         base_url: str | None = None,
@@ -154,17 +170,30 @@ class FunMusicPanel(widgets.VBox):  # type: ignore[misc]
         headers: Mapping[str, str] | None = None,
         connect_timeout: float = 10.0,
         idle_timeout: float = 60.0,
+        embed_limit: int = _render.DEFAULT_EMBED_LIMIT,
+        autoplay: bool = False,
+        reuse: bool = True,
+        budget: float | None = None,
         **kwargs: Any,
     ) -> None:
         mode_values = [value for _, value in _MODES]
         if mode not in mode_values:
-            raise ValidationError(f"mode must be one of {', '.join(mode_values)}; got {mode!r}")
+            raise ValidationError(
+                f"mode must be one of {', '.join(mode_values)}; got {quote(mode)}"
+            )
         for name, value, allowed in (("gender", gender, GENDERS), ("format", format, FORMATS)):
             if value not in allowed:
-                raise ValidationError(f"{name} must be one of {', '.join(allowed)}; got {value!r}")
+                raise ValidationError(
+                    f"{name} must be one of {', '.join(allowed)}; got {quote(value)}"
+                )
+        preference = stream_preference(stream)
+        if isinstance(embed_limit, bool) or not isinstance(embed_limit, int) or embed_limit < 0:
+            raise ValidationError(
+                f"embed_limit must be a whole number of bytes >= 0; got {quote(embed_limit)}"
+            )
         if not isinstance(price_per_second, (int, float)) or price_per_second < 0:
             raise ValidationError(
-                f"price_per_second must be a number >= 0; got {price_per_second!r}"
+                f"price_per_second must be a number >= 0; got {quote(price_per_second)}"
             )
         # Private Python attributes, not traits: nothing here is ever synced to the front end.
         self._api_key = api_key
@@ -177,6 +206,7 @@ class FunMusicPanel(widgets.VBox):  # type: ignore[misc]
         self._output_dir = Path(output_dir or DEFAULT_OUTPUT_DIR).expanduser().resolve()
         self._connect_timeout = connect_timeout
         self._idle_timeout = idle_timeout
+        self._embed_limit = embed_limit
         self.headers: dict[str, str] = dict(headers or {})
         # Resolved now so a bad setting fails here, in the cell, as one line.
         self._settings: Settings = resolve_settings(
@@ -185,8 +215,8 @@ class FunMusicPanel(widgets.VBox):  # type: ignore[misc]
         self._lock = threading.RLock()
         self._run: _Run | None = None
         self._last_run: _Run | None = None
-        self._songs: list[Song] = []  # oldest first; shown newest first
         self._valid_request: SongRequest | None = None
+        self._valid_notes: tuple[str, ...] = ()
         self._reason = ""
 
         full = widgets.Layout(width="100%")
@@ -222,10 +252,16 @@ class FunMusicPanel(widgets.VBox):  # type: ignore[misc]
             description="Format",
             style={"button_width": "5.5em"},
         )
-        self.stream = widgets.Checkbox(
-            value=stream,
-            description="Streaming (see the audio arrive)",
-            indent=False,
+        self.stream = widgets.ToggleButtons(
+            options=_STREAMING,
+            value="auto" if preference is None else preference,
+            description="Streaming",
+            tooltips=[
+                "Stream when the text allows it, else make it in one go (with a note)",
+                "Always stream: a text that cannot be streamed is refused",
+                "Never stream: the song appears when it is done",
+            ],
+            style={"button_width": "5.5em"},
         )
         self.generate_button = widgets.Button(
             description="Generate",
@@ -242,25 +278,18 @@ class FunMusicPanel(widgets.VBox):  # type: ignore[misc]
             value=0.0, min=0.0, max=1.0, layout=widgets.Layout(width="100%", visibility="hidden")
         )
         self.status = widgets.HTML(layout=full)
+        # A streamed song's live player sits here until the result's card takes over from it.
+        self.live_box = widgets.Box(layout=full)
         self.result = widgets.HTML(layout=full)
-        self.history_select = widgets.Select(
-            options=[], rows=4, layout=widgets.Layout(width="100%")
+        # The history (_panel_history) lists this session's songs, then the output
+        # directory's, so a restarted kernel still finds every song saved before.
+        self._history = PanelHistory(
+            output_dir=self._output_dir, render=self._card, show=self._show_card
         )
-        self.show_button = widgets.Button(
-            description="Show",
-            icon="play",
-            disabled=True,
-            tooltip="Put the selected song back in the result area",
-        )
-        self.saved_label = widgets.HTML(layout=full)
-        self.history_box = widgets.VBox(
-            [
-                widgets.HTML("<b>This session's songs</b> (newest first)"),
-                self.history_select,
-                widgets.HBox([self.show_button, self.saved_label]),
-            ],
-            layout=widgets.Layout(display="none"),
-        )
+        self.history_select = self._history.select
+        self.show_button = self._history.show_button
+        self.saved_label = self._history.saved_label
+        self.history_box = self._history.box
 
         self.text.observe(self._on_input, names="value")
         self.mode.observe(self._on_input, names="value")
@@ -269,8 +298,6 @@ class FunMusicPanel(widgets.VBox):  # type: ignore[misc]
         self.stream.observe(self._on_input, names="value")
         self.generate_button.on_click(self._on_generate)
         self.cancel_button.on_click(self._on_cancel)
-        self.show_button.on_click(self._on_show)
-        self.history_select.observe(self._on_select, names="value")
 
         super().__init__(
             [
@@ -284,11 +311,15 @@ class FunMusicPanel(widgets.VBox):  # type: ignore[misc]
                 widgets.HBox([self.generate_button, self.cancel_button]),
                 self.progress,
                 self.status,
+                self.live_box,
                 self.result,
                 self.history_box,
             ],
             **kwargs,
         )
+        self.autoplay = bool(autoplay)
+        self.reuse = bool(reuse)
+        self._budget = budget
         self._on_input()
 
     # -- what the panel shows about itself -----------------------------------------------------
@@ -296,7 +327,7 @@ class FunMusicPanel(widgets.VBox):  # type: ignore[misc]
         # Deterministic: nbval compares a widget's display by this text.
         with self._lock:
             state = "generating" if self._run is not None else "idle"
-            songs = len(self._songs)
+            songs = len(self._history.songs)
         return f"FunMusicPanel(backend={self._settings.backend!r}, songs={songs}, state={state!r})"
 
     def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
@@ -337,9 +368,9 @@ class FunMusicPanel(widgets.VBox):  # type: ignore[misc]
 
     @property
     def history(self) -> tuple[Song, ...]:
-        """This session's songs, newest first."""
-        with self._lock:
-            return tuple(reversed(self._songs))
+        """This session's songs, newest first (the history also lists the output directory's
+        earlier songs: ``fm.library()`` has them all)."""
+        return self._history.songs
 
     @property
     def busy(self) -> bool:
@@ -359,6 +390,8 @@ class FunMusicPanel(widgets.VBox):  # type: ignore[misc]
         Raises ``TimeoutError`` if the song is still running after ``timeout`` seconds."""
         with self._lock:
             run = self._run or self._last_run
+        if run is not None and run.reused is not None:
+            return run.reused
         if run is None or run.job is None:
             return None
         if not run.job.wait(timeout):
@@ -369,15 +402,32 @@ class FunMusicPanel(widgets.VBox):  # type: ignore[misc]
     def _on_input(self, change: object = None) -> None:
         text = self.text.value
         mode = self.mode.value
-        stream = bool(self.stream.value)
+        stream = self.stream.value
         body = text.strip("\n").rstrip()
+        try:
+            request, notes = plan_request(
+                text=text,
+                mode=mode,
+                gender=self.gender.value,
+                format=self.format.value,
+                stream=stream,
+                model=self._model,
+            )
+        except ValidationError as exc:
+            request, notes, reason = None, (), str(exc)
+        else:
+            reason = ""
         if body.strip():
             chosen = detect_mode(body) if mode == "auto" else mode
             stats = text_stats(body)
-            limit = limit_for(chosen, stats.language, stream)
+            # Count against the limit the policy applied: the request's, or the refusal's.
+            streamed = request.stream if request is not None else refused_stream(stream)
+            limit = limit_for(chosen, stats.language, streamed)
             count = limit.measure(stats)
             within = limit.low <= count <= limit.high
-            how = "streaming" if stream else "not streaming"
+            how = "streaming" if streamed else "not streaming"
+            if stream == "auto":
+                how += " (auto)"
             what = f"Auto: {chosen}" if mode == "auto" else chosen.capitalize()
             counter = (
                 f"{_e(what)} · {_LANGUAGES[stats.language]} · {how}: "
@@ -394,34 +444,25 @@ class FunMusicPanel(widgets.VBox):  # type: ignore[misc]
             counter_html = f'<span style="{style}">{counter}</span>'
         else:
             counter_html = f'<span style="{_OK_STYLE}">Nothing written yet.</span>'
-        try:
-            request = build_request(
-                text=text,
-                mode=mode,
-                gender=self.gender.value,
-                format=self.format.value,
-                stream=stream,
-                model=self._model,
-            )
-        except ValidationError as exc:
-            request, reason = None, str(exc)
-        else:
-            reason = ""
         if request is None:
             style = _OK_STYLE if not body.strip() else _BAD_STYLE
             message = f'<span style="{style}">{_e(reason)}</span>'
-        elif request.warnings:
-            message = "".join(
-                f'<div style="{_WARN_STYLE}">⚠ {_e(w)}</div>' for w in request.warnings
-            )
         else:
-            message = ""
+            message = "".join(f'<div style="{_WARN_STYLE}">⚠ {_e(n)}</div>' for n in notes)
         with self._lock:
             self._valid_request = request
+            self._valid_notes = tuple(notes)
             self._reason = reason
             self.counter.value = counter_html
             self.message.value = message
             self._refresh_buttons()
+
+    @property
+    def notes(self) -> tuple[str, ...]:
+        """What the panel says about the text as it stands: the request's warnings and the
+        policy's notes (e.g. why it will not be streamed). Empty when it is refused."""
+        with self._lock:
+            return self._valid_notes
 
     @property
     def reason(self) -> str:
@@ -463,7 +504,7 @@ class FunMusicPanel(widgets.VBox):  # type: ignore[misc]
             request = self._valid_request
             if request is None:
                 return
-            run = _Run(request=request, notes=list(request.warnings))
+            run = _Run(request=request, notes=list(self._valid_notes))
             self._run = run
             self._refresh_buttons()
         self.progress.value = 0.0
@@ -473,6 +514,23 @@ class FunMusicPanel(widgets.VBox):  # type: ignore[misc]
         self.result.value = ""  # the last song stays in the history, under Show
         try:
             options = self._client_options()
+            # The one reuse check and the one budget check, as in %%funmusic and fm.generate.
+            # Fault injection (a simulator test header) always sends, as --fault does.
+            faulty = any(k.lower() == "x-funmusic-fault" for k in self.headers)
+            if self.reuse and not faulty:
+                found = find_reusable(request, self._settings, self._output_dir)
+                if found is not None:
+                    self._reused(run, found)
+                    return
+            check_budget(
+                backend=self._settings.backend,
+                budget=self._budget,
+                price_per_second=self._price,
+                currency=self._currency,
+            )
+            if request.stream:
+                run.live = LiveSession(request, autoplay=self.autoplay)
+                self.live_box.children = (run.live.player,)
             job = get_worker().submit(
                 request,
                 client_options=options,
@@ -480,13 +538,36 @@ class FunMusicPanel(widgets.VBox):  # type: ignore[misc]
                 headers=self.headers or None,
                 listener=lambda job, event: self._on_event(run, job, event),
                 min_interval=0.2,
+                audio_listener=run.live.feed if run.live else None,
             )
         except Exception as exc:  # a bad setting or a stopped worker: shown, never raised
+            self._remove_live(run)
+            if run.live is not None:
+                run.live.player.close()  # no song will ever reach it
+                run.live = None
             self._show_error(run, exc, partial_path=None, job=None)
             self._end(run)
             return
         self.backend_info.value = self._backend_html()
         run.job = job  # the listener may already have ended the run: _end() ignores that
+
+    def _reused(self, run: _Run, song: Song) -> None:
+        note = reuse_note(song, fresh="panel.reuse = False")
+        card = _render.song_html(
+            song,
+            price_per_second=self._price,
+            currency=self._currency,
+            notes=[*run.request.warnings, note],
+            embed_limit=self._embed_limit,
+        )
+        run.reused = song
+        with self._lock:
+            self._history.add(song, card)
+        self.result.value = card
+        self.progress.value = 1.0
+        self.progress.bar_style = "success"
+        self.status.value = _e(f"Reused: {song.duration:g} s of audio, not billed")
+        self._end(run)
 
     def _on_cancel(self, button: object = None) -> None:
         with self._lock:
@@ -527,12 +608,17 @@ class FunMusicPanel(widgets.VBox):  # type: ignore[misc]
             )
         song = job.song
         if song is not None:
-            with self._lock:
-                self._songs.append(song)
-                self._refresh_history(select_newest=True)
-            self.result.value = _render.song_html(
-                song, price_per_second=self._price, currency=self._currency, notes=notes
+            card = _render.song_html(
+                song,
+                price_per_second=self._price,
+                currency=self._currency,
+                notes=notes,
+                embed_limit=self._embed_limit,
+                handoff_id=run.live.handoff_id if run.live else None,
             )
+            with self._lock:
+                self._history.add(song, card)
+            self.result.value = card
             self.progress.value = 1.0
             self.progress.bar_style = "success"
             where = f" · saved to {job.saved_path}" if job.saved_path else " · not saved"
@@ -543,19 +629,38 @@ class FunMusicPanel(widgets.VBox):  # type: ignore[misc]
             error = job.error if job.error is not None else FunMusicError("the song did not finish")
             run.notes = notes
             self._show_error(run, error, partial_path=job.partial_path, job=job)
+        if run.live is not None:
+            # The card is in place: the live player hands playback over to it, then goes.
+            run.live.complete(
+                job, lambda: self._remove_live(run), call_later=get_worker().call_later
+            )
         self._end(run)
+
+    def _remove_live(self, run: _Run) -> None:
+        # Only this run's player: a newer song's may already be there.
+        if run.live is not None and run.live.player in self.live_box.children:
+            self.live_box.children = ()
 
     def _show_error(
         self, run: _Run, error: BaseException, *, partial_path: Path | None, job: Job | None
     ) -> None:
         self.result.value = _render.error_html(
-            error, partial_path=partial_path, title=run.request.text, notes=run.notes
+            error,
+            partial_path=partial_path,
+            title=run.request.text,
+            notes=run.notes,
+            fmt=run.request.format,
+            embed_limit=self._embed_limit,
+            handoff_id=run.live.handoff_id if run.live else None,
         )
-        cancelled = job is not None and job.state == "cancelled"
-        self.progress.bar_style = "warning" if cancelled else "danger"
-        what = "Stopped" if cancelled else "Failed"
+        if job is not None and job.state == "cancelled":
+            # The user asked for it: a neutral bar and words, not an error.
+            self.progress.bar_style = ""
+            self.status.value = _e(_render.stopped_text(job))
+            return
+        self.progress.bar_style = "danger"
         where = f" · partial audio saved to {partial_path}" if partial_path else ""
-        self.status.value = _e(f"{what}: {type(error).__name__}{where}")
+        self.status.value = _e(f"Failed: {_render.error_parts(error)[1]}{where}")
 
     def _end(self, run: _Run) -> None:
         with self._lock:
@@ -565,42 +670,13 @@ class FunMusicPanel(widgets.VBox):  # type: ignore[misc]
             self._refresh_buttons()
 
     # -- history -----------------------------------------------------------------------------
-    def _refresh_history(self, *, select_newest: bool) -> None:
-        with self._lock:
-            count = len(self._songs)
-            options = []
-            for index in range(count - 1, -1, -1):
-                song = self._songs[index]
-                sim = ", simulated" if song.simulated else ""
-                options.append(
-                    (
-                        f"#{index + 1} {song_title(song)} · {song.duration:g} s {song.format}{sim}",
-                        index,
-                    )
-                )
-            self.history_select.options = options
-            if select_newest and options:
-                self.history_select.value = count - 1
-            self.show_button.disabled = not options
-            self.history_box.layout.display = "flex" if options else "none"
-            self._on_select()
+    def _card(self, song: Song) -> str:
+        return _render.song_html(
+            song,
+            price_per_second=self._price,
+            currency=self._currency,
+            embed_limit=self._embed_limit,
+        )
 
-    def _on_select(self, change: object = None) -> None:
-        index = self.history_select.value
-        with self._lock:
-            song = self._songs[index] if isinstance(index, int) else None
-        if song is None:
-            self.saved_label.value = ""
-            return
-        where = os.fspath(song.saved_path) if song.saved_path else "not saved"
-        self.saved_label.value = f'<span style="{_OK_STYLE}">saved to {_e(where)}</span>'
-
-    def _on_show(self, button: object = None) -> None:
-        """Put the selected song's card (player, lyrics, details) back in the result area."""
-        index = self.history_select.value
-        with self._lock:
-            song = self._songs[index] if isinstance(index, int) else None
-        if song is not None:
-            self.result.value = _render.song_html(
-                song, price_per_second=self._price, currency=self._currency
-            )
+    def _show_card(self, card: str) -> None:
+        self.result.value = card

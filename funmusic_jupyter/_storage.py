@@ -23,6 +23,7 @@ from typing import Any
 from ._errors import APIError
 from ._models import Song, _atomic_write, mime_type_for, sidecar_path
 from ._validation import SongRequest, first_line
+from ._wav import repair_wav
 
 __all__ = [
     "DEFAULT_OUTPUT_DIR",
@@ -135,7 +136,10 @@ def save_partial(
         request_id = error.request_id
     folder = output_directory(directory)
     path = unique_path(folder, _stem(request.text, request_id), f".partial.{request.format}")
-    _atomic_write(path, bytes(audio))
+    # A WAV cut short still announces the whole song's size: fix the two sizes so every player
+    # opens it (the samples, and the file's length, stay exactly as received).
+    data = repair_wav(bytes(audio)) if request.format == "wav" else bytes(audio)
+    _atomic_write(path, data)
     meta: dict[str, Any] = {
         "complete": False,
         "simulated": simulated,
@@ -145,6 +149,7 @@ def save_partial(
         "format": request.format,
         "mime_type": mime_type_for(request.format),
         "bytes": len(audio),
+        "header_repaired": data != bytes(audio),
         "request_id": request_id,
         "elapsed": elapsed,
         "error": error_record(error),

@@ -14,11 +14,22 @@ Language
     Han characters are Chinese; Latin letters are English. Kana, Hangul and any other script are
     refused. Mixed text is Chinese when it has at least as many Han characters as English words,
     else English.
+Text
+    Refused when it holds no Han character and no Latin letter (emoji, punctuation or invisible
+    characters only): there is nothing to sing. Refused too when it cannot be sent as UTF-8
+    (a lone surrogate). The payload is checked by serialising it exactly as it is sent
+    (``SongRequest.body``): the same bytes go on the wire.
 Counting
-    Structure-tag lines never count. *Characters* are every character that is not white space.
+    Structure-tag lines never count. *Characters* are every character that is not white space
+    (messages say "not counting spaces", so the user can tell why ``len(text)`` differs).
     *Words* are runs of Latin letters, digits and apostrophes; in a mixed streaming prompt each
     Han character counts as one word, since the service counts "Chinese characters or English
     words".
+Instrumental and the preview model (from the vendor's newer pages, not the original reference)
+    ``instrumental=True`` sends ``"is_instrumental": true`` (a song with no vocals); it must be
+    a real ``bool``. ``fun-music-preview`` takes a prompt only: lyrics, and a gender other than
+    the default (female, which front ends always hold), are refused before sending, and no
+    ``gender`` is sent for it.
 Limits (``fun-music-v1``; other model names skip the length limits but keep every other check)
 
     =================  ======================  ==================================
@@ -39,7 +50,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from ._errors import ValidationError
+from ._errors import ValidationError, quote
 
 __all__ = [
     "GENDERS",
@@ -50,6 +61,7 @@ __all__ = [
     "TextStats",
     "build_request",
     "detect_mode",
+    "encode_payload",
     "first_line",
     "limit_for",
     "text_stats",
@@ -57,6 +69,8 @@ __all__ = [
 ]
 
 DEFAULT_MODEL = "fun-music-v1"
+#: Takes a prompt only: no lyrics, no gender (vendor pages of 2026; see the module docstring).
+PREVIEW_MODEL = "fun-music-preview"
 LIMITED_MODELS = frozenset({DEFAULT_MODEL})
 GENDERS = ("female", "male")
 FORMATS = ("mp3", "wav")
@@ -69,6 +83,41 @@ Language = Literal["zh", "en"]
 # A line that is only a bracketed label: "[verse]", "[Chorus 2]", "[pre-chorus]".
 _TAG_LINE = re.compile(r"^[ \t]*\[([A-Za-z][A-Za-z0-9 _\-]{0,23})\][ \t]*$", re.MULTILINE)
 _WORD = re.compile(r"[A-Za-z0-9\u00C0-\u024F\u1E00-\u1EFF]+(?:['’][A-Za-z\u00C0-\u024F]+)*")
+
+
+def encode_payload(payload: Mapping[str, Any]) -> bytes:
+    """The request body's bytes, as httpx's ``json=`` would make them (httpx 0.28/0.29
+    ``encode_json``): the validator checks these very bytes and the clients send them."""
+    return json.dumps(
+        payload, ensure_ascii=False, separators=(",", ":"), allow_nan=False
+    ).encode("utf-8")
+
+
+def _check_sendable(name: str, value: object) -> None:
+    """Refuse what ``encode_payload`` cannot send, naming the field and what is wrong."""
+    try:
+        encode_payload({"v": value})
+    except UnicodeEncodeError as exc:
+        bad = exc.object[exc.start:exc.end][:1] if isinstance(exc.object, str) else ""
+        where = ""
+        if isinstance(value, str) and bad in value:
+            where = f" at character {value.index(bad) + 1:,}"
+        raise ValidationError(
+            f"{name} must be valid Unicode text; got a lone surrogate {bad!r}{where}, which "
+            "cannot be sent as UTF-8 (text pasted from a broken source?)"
+        ) from None
+    except ValueError:
+        raise ValidationError(
+            f"{name} must be JSON without NaN or infinity; got {quote(value)}"
+        ) from None
+    except TypeError:
+        raise ValidationError(
+            f"{name} must be JSON-serialisable; got {type(value).__name__}"
+        ) from None
+
+
+def _is_latin_letter(ch: str) -> bool:
+    return ch.isalpha() and not _is_han(ch) and _script_of(ch) is None
 
 
 def _is_han(ch: str) -> bool:
@@ -197,32 +246,59 @@ def _plural(n: int, unit: str) -> str:
     return f"{n:,} {unit}"
 
 
-def _check_length(mode: Mode, stream: bool, stats: TextStats) -> None:
+def _check_length(mode: Mode, stream: bool, stats: TextStats, *, tags: bool) -> None:
     limit = limit_for(mode, stats.language, stream)
     got = limit.measure(stats)
     if limit.low <= got <= limit.high:
         return
+    # Say how we counted, so the user can check the number (``len(text)`` counts spaces).
+    how = ""
+    if limit.unit == "characters":
+        how = ", not counting spaces or tag lines" if tags else ", not counting spaces"
     raise ValidationError(
         f"{limit.description} must be {limit.low:,}–{limit.high:,} {limit.unit}; "
-        f"got {_plural(got, limit.unit)}. {_fix_hint(mode, limit, got, stream, stats.language)}"
+        f"got {_plural(got, limit.unit)}{how}. "
+        f"{_fix_hint(mode, limit, got, stream, stats.language)}"
     )
 
 
-def _check_script(text: str, what: str) -> None:
-    for ch in text:
+def _check_script(text: str, what: str, offset: int = 0) -> None:
+    """Refuse other scripts, quoting the first offending run as written and where it starts.
+
+    ``offset`` is how many characters of the user's text precede ``text``, so the position is
+    one the user can find in what they wrote.
+    """
+    for i, ch in enumerate(text):
         if ch.isalpha():
             script = _script_of(ch)
             if script is not None:
-                sample = "".join(c for c in text if c.isalpha() and _script_of(c) == script)[:8]
+                end = i
+                # The run as written: Han characters inside it (kanji between kana) belong to it.
+                while end < len(text) and (
+                    _script_of(text[end]) == script
+                    or _is_han(text[end])
+                    or unicodedata.combining(text[end])
+                ):
+                    end += 1
                 raise ValidationError(
-                    f"{what} must be Chinese or English; got {script} ({sample!r}). "
+                    f"{what} must be Chinese or English; got {script} "
+                    f"({quote(text[i:end], 20)} at character {offset + i + 1:,}). "
                     "Fun-Music sings only Chinese and English: translate the text."
                 )
 
 
+def _check_has_letters(text: str, what: str) -> None:
+    # Emoji, punctuation or zero-width spaces alone would be sent and billed for nothing.
+    if not any(_is_han(ch) or _is_latin_letter(ch) for ch in _strip_tags(text)):
+        raise ValidationError(
+            f"{what} must have Chinese or English words (at least one Han character or Latin "
+            f"letter); got {quote(text)}, which has none"
+        )
+
+
 def _choice(name: str, value: object, allowed: tuple[str, ...]) -> str:
     if not isinstance(value, str) or value.strip().lower() not in allowed:
-        raise ValidationError(f"{name} must be one of {', '.join(allowed)}; got {value!r}")
+        raise ValidationError(f"{name} must be one of {', '.join(allowed)}; got {quote(value)}")
     return value.strip().lower()
 
 
@@ -241,6 +317,7 @@ class SongRequest:
     unit: str
     extra_input: Mapping[str, Any] = field(default_factory=dict)
     warnings: tuple[str, ...] = ()
+    instrumental: bool = False  # sent as input.is_instrumental
 
     @property
     def limit(self) -> Limit:
@@ -248,9 +325,18 @@ class SongRequest:
 
     def payload(self) -> dict[str, Any]:
         """The JSON body. It holds no key: the key only ever travels in a header."""
-        inp: dict[str, Any] = {self.mode: self.text, "gender": self.gender, "format": self.format}
+        inp: dict[str, Any] = {self.mode: self.text}
+        if self.gender:  # empty for fun-music-preview, which takes no gender
+            inp["gender"] = self.gender
+        inp["format"] = self.format
+        if self.instrumental:  # only when asked: the service's default is a song with vocals
+            inp["is_instrumental"] = True
         inp.update(self.extra_input)
         return {"model": self.model, "input": inp}
+
+    def body(self) -> bytes:
+        """The exact bytes the clients send (``encode_payload`` of ``payload()``)."""
+        return encode_payload(self.payload())
 
     def describe(self) -> dict[str, Any]:
         """For sidecars and tables: the request as sent, nothing secret in it."""
@@ -262,6 +348,7 @@ class SongRequest:
             "format": self.format,
             "stream": self.stream,
             "language": self.language,
+            "instrumental": self.instrumental,
             "extra_input": dict(self.extra_input),
         }
 
@@ -271,24 +358,27 @@ def build_request(
     text: str | None = None,
     prompt: str | None = None,
     lyrics: str | None = None,
-    gender: str = "female",
+    gender: str | None = None,
     format: str = "mp3",
     stream: bool = False,
     model: str = DEFAULT_MODEL,
     mode: str = "auto",
+    instrumental: bool = False,
     **extra_input: Any,
 ) -> SongRequest:
     """Validate a request and return it, or raise ``ValidationError`` saying what to fix.
 
     ``text`` is mode-neutral (the magic's cell body, the panel's text area): ``mode`` is
     ``"auto"``, ``"lyrics"`` or ``"prompt"``. ``prompt``/``lyrics`` are the API's own fields.
+    ``gender`` defaults to female (``None``: not given, which ``fun-music-preview`` requires);
+    ``instrumental=True`` asks for a song with no vocals.
     """
     warnings: list[str] = []
     if mode not in ("auto", "lyrics", "prompt"):
-        raise ValidationError(f"mode must be one of auto, lyrics, prompt; got {mode!r}")
+        raise ValidationError(f"mode must be one of auto, lyrics, prompt; got {quote(mode)}")
     if not isinstance(model, str) or not model.strip():
         raise ValidationError(
-            f"model must be a model name such as {DEFAULT_MODEL!r}; got {model!r}"
+            f"model must be a model name such as {DEFAULT_MODEL!r}; got {quote(model)}"
         )
     for name, value in (("text", text), ("prompt", prompt), ("lyrics", lyrics)):
         if value is not None and not isinstance(value, str):
@@ -320,27 +410,39 @@ def build_request(
             "both lyrics and a prompt were given: the lyrics are used and the prompt is ignored"
         )
     final_mode: Mode = "lyrics" if has_lyrics else "prompt"
-    body = (lyrics if has_lyrics else prompt) or ""
-    body = body.strip("\n").rstrip()
+    given_text = (lyrics if has_lyrics else prompt) or ""
+    body = given_text.strip("\n").rstrip()
+    offset = len(given_text) - len(given_text.lstrip("\n"))  # positions in what the user wrote
     if "\x00" in body:
         raise ValidationError(f"{final_mode} must be text; got a NUL character")
+    _check_sendable(final_mode, given_text)
+    _check_sendable("model", model)
 
-    gender = _choice("gender", gender, GENDERS)
+    preview = model.strip() == PREVIEW_MODEL
+    if preview:
+        _check_preview(final_mode, gender, detected=text is not None and mode == "auto")
+        gender = ""
+    else:
+        gender = _choice("gender", "female" if gender is None else gender, GENDERS)
+    if "is_instrumental" in extra_input:
+        # The wire's own name works too (it used to pass through as an extra input field).
+        alias = extra_input.pop("is_instrumental")
+        if instrumental and alias is not True:
+            raise ValidationError("pass either instrumental= or is_instrumental=, not both")
+        instrumental = alias
+    if not isinstance(instrumental, bool):
+        raise ValidationError(f"instrumental must be True or False; got {quote(instrumental)}")
     format = _choice("format", format, FORMATS)
     if not isinstance(stream, bool):
-        raise ValidationError(f"stream must be True or False; got {stream!r}")
+        raise ValidationError(f"stream must be True or False; got {quote(stream)}")
 
     for key, value in extra_input.items():
         if key in _RESERVED_INPUT:
             raise ValidationError(f"{key!r} is a named argument; pass it as {key}=…, not in extras")
-        try:
-            json.dumps(value)
-        except (TypeError, ValueError):
-            raise ValidationError(
-                f"extra input {key!r} must be JSON-serialisable; got {type(value).__name__}"
-            ) from None
+        _check_sendable(f"extra input {quote(key)}", key)
+        _check_sendable(f"extra input {quote(key)}", value)
 
-    _check_script(body, final_mode)
+    _check_script(body, final_mode, offset)
     stats = text_stats(body)
     if final_mode == "lyrics":
         unknown = sorted({t for t in tags_in(body) if t not in KNOWN_TAGS})
@@ -354,10 +456,11 @@ def build_request(
                 "lyrics must have words besides structure tags; got only tags. "
                 "Write the lines under each tag."
             )
+    _check_has_letters(body, final_mode)
     limit = limit_for(final_mode, stats.language, stream)
     if model.strip() in LIMITED_MODELS:
-        _check_length(final_mode, stream, stats)
-    return SongRequest(
+        _check_length(final_mode, stream, stats, tags=bool(tags_in(body)))
+    request = SongRequest(
         model=model.strip(),
         mode=final_mode,
         text=body,
@@ -369,7 +472,27 @@ def build_request(
         unit=limit.unit,
         extra_input=dict(extra_input),
         warnings=tuple(warnings),
+        instrumental=instrumental,
     )
+    request.body()  # every field was checked above; this proves the whole body encodes
+    return request
+
+
+def _check_preview(mode: Mode, gender: object, *, detected: bool) -> None:
+    """``fun-music-preview`` takes a prompt only: refuse lyrics and an explicit gender."""
+    if mode == "lyrics":
+        why = " (the text has a structure-tag line such as [verse])" if detected else ""
+        raise ValidationError(
+            f"{PREVIEW_MODEL} takes a prompt only; got lyrics{why}. Describe the song as a "
+            f"prompt (prompt=, --prompt), or use {DEFAULT_MODEL} for lyrics."
+        )
+    # The default voice is what every front end holds when nobody chose one (the magic's trait,
+    # the panel's toggle), so it is simply not sent; a voice that would change the song is refused.
+    if gender is not None and not (isinstance(gender, str) and gender.strip().lower() == "female"):
+        raise ValidationError(
+            f"{PREVIEW_MODEL} takes no gender; got gender={quote(gender)}. Leave it out, or "
+            f"use {DEFAULT_MODEL} to choose the voice."
+        )
 
 
 def validate_payload(body: object, *, stream: bool) -> SongRequest:
@@ -379,16 +502,16 @@ def validate_payload(body: object, *, stream: bool) -> SongRequest:
     model = body.get("model")
     if not isinstance(model, str) or not model:
         raise ValidationError(
-            f"model must be a model name such as {DEFAULT_MODEL!r}; got {model!r}"
+            f"model must be a model name such as {DEFAULT_MODEL!r}; got {quote(model)}"
         )
     inp = body.get("input")
     if not isinstance(inp, Mapping):
         raise ValidationError(f"input must be a JSON object; got {type(inp).__name__}")
-    extra = {k: v for k, v in inp.items() if k not in _RESERVED_INPUT}
+    extra = {k: v for k, v in inp.items() if k not in _RESERVED_INPUT}  # is_instrumental: alias
     return build_request(
         prompt=inp.get("prompt"),
         lyrics=inp.get("lyrics"),
-        gender=inp.get("gender", "female"),
+        gender=inp.get("gender"),
         format=inp.get("format", "mp3"),
         stream=stream,
         model=model,

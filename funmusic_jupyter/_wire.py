@@ -45,6 +45,7 @@ from ._errors import (
     RateLimitError,
     StreamInterruptedError,
     error_from_response,
+    quote,
 )
 from ._models import AudioChunk, Song
 from ._progress import AudioProgress
@@ -75,7 +76,6 @@ USER_AGENT = (
 SIMULATED_HEADER = "x-funmusic-simulated"
 #: Error bodies are short; reading more than this from one would only waste memory.
 MAX_ERROR_BODY = 1 << 20
-_QUOTE = 120  # how much of a bad line an error message quotes
 
 
 # -- requests --------------------------------------------------------------------------------
@@ -213,17 +213,17 @@ def is_error_payload(obj: Mapping[str, Any]) -> bool:
     return isinstance(obj.get("error"), Mapping) or bool(obj.get("code"))
 
 
-def _short(text: str) -> str:
-    return repr(text[:_QUOTE]) + ("…" if len(text) > _QUOTE else "")
-
-
 def scrub(error: APIError, key: str | None) -> APIError:
-    """Remove the key from a message (a server may echo it: "Invalid API-key sk-…")."""
+    """Remove the key from a message and the body (a server may echo it: "Invalid API-key
+    sk-…"). Server text is redacted whole before it is cut to one line (``SongAssembler.error``),
+    so a cut never leaves half a key that this could no longer recognise."""
     if key:
         clean = redact(error.message, key)
         if clean != error.message:
             error.message = clean
             error.args = (clean,)
+        if error.body is not None:
+            error.body = redact(error.body, key)
     return error
 
 
@@ -287,6 +287,10 @@ class SongAssembler:
     # -- errors, all with the audio so far --
 
     def error(self, status: int | None, body: object) -> APIError:
+        if isinstance(body, Mapping):
+            body = json.dumps(body, ensure_ascii=False, default=str)
+        if isinstance(body, str):
+            body = redact(body, self._key)  # before any cutting: see ``scrub``
         err = error_from_response(status, body, self.headers, partial_audio=self.partial_audio)
         if err.request_id is None and self.request_id:
             err.request_id = self.request_id
@@ -319,11 +323,11 @@ class SongAssembler:
             obj = json.loads(data)
         except ValueError:
             raise self.interrupted(
-                f"the stream sent a data line that is not JSON: {_short(data)}"
+                f"the stream sent a data line that is not JSON: {quote(data)}"
             ) from None
         if not isinstance(obj, Mapping):
             raise self.interrupted(
-                f"the stream sent a data line that is not an object: {_short(data)}"
+                f"the stream sent a data line that is not an object: {quote(data)}"
             )
         if sse.event.strip() == "error" or is_error_payload(obj):
             raise self.error(status if status is not None and status >= 400 else None, obj)
@@ -334,7 +338,7 @@ class SongAssembler:
         self.request_id = _str_or_none(obj.get("request_id")) or self.request_id
         output = obj.get("output")
         if not isinstance(output, Mapping):
-            raise self.interrupted(f"the answer has no 'output' object: {_short(json.dumps(obj))}")
+            raise self.interrupted(f"the answer has no 'output' object: {quote(json.dumps(obj))}")
         audio = output.get("audio")
         audio = audio if isinstance(audio, Mapping) else {}
         self.audio_id = _str_or_none(audio.get("id")) or self.audio_id
@@ -342,11 +346,11 @@ class SongAssembler:
         encoded = audio.get("data")
         if encoded:
             if not isinstance(encoded, str):
-                raise self.interrupted(f"audio.data is not a string: {_short(repr(encoded))}")
+                raise self.interrupted(f"audio.data is not a string: {quote(encoded)}")
             try:
                 raw = binascii.a2b_base64(encoded)
             except (binascii.Error, ValueError):
-                raise self.interrupted(f"audio.data is not base64: {_short(encoded)}") from None
+                raise self.interrupted(f"audio.data is not base64: {quote(encoded)}") from None
             chunk = self.add_audio(raw)
         finish = output.get("finish_reason")
         # The stream says "null" (a string) until the end, then "stop".
@@ -456,7 +460,7 @@ class SongAssembler:
                 if self.finished:
                     return chunks
             raise self.ended_early()
-        raise self.interrupted(f"the answer is neither JSON nor an event stream: {_short(text)}")
+        raise self.interrupted(f"the answer is neither JSON nor an event stream: {quote(text)}")
 
 
 class LimitedBody:
@@ -496,8 +500,8 @@ def check_download_url(url: str, assembler: SongAssembler) -> str:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise scrub(APIError(
-            f"the audio URL must be http or https; got {_short(url)}. The song was generated "
-            "but cannot be downloaded from there",
+            f"the audio URL must be http or https; got {quote(redact(url, assembler._key))}. "
+            "The song was generated but cannot be downloaded from there",
             code="InvalidAudioURL",
             request_id=assembler.request_id,
         ), assembler._key)

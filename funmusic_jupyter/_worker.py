@@ -19,7 +19,9 @@ starts a song returns at once and the next cell runs while the audio streams in.
 
 from __future__ import annotations
 
+import asyncio
 import atexit
+import contextlib
 import itertools
 import logging
 import threading
@@ -33,11 +35,14 @@ from anyio.from_thread import BlockingPortal
 
 from ._config import Settings, resolve_settings
 from ._errors import GenerationCancelled, StreamInterruptedError
+from ._library import song_key
 from ._models import AudioChunk, Song, StreamFinished
+from ._spending import record
 from ._storage import save_partial, save_song
 from ._validation import SongRequest
 
 __all__ = [
+    "AudioListener",
     "FINAL_STATES",
     "Job",
     "client_options",
@@ -57,6 +62,9 @@ log = logging.getLogger(__name__)
 #: ``listener(job, event)`` with event "started", "progress" (a chunk arrived), "tick"
 #: (time passed) or "finished" (the job is final and its files are written).
 Listener = Callable[["Job", str], None]
+#: ``audio_listener(data)``: every audio byte, in order, as it arrives (never throttled: a live
+#: player needs all of it, while a progress line only needs the latest count).
+AudioListener = Callable[[bytes], None]
 
 
 class _Throttled:
@@ -77,6 +85,14 @@ class _Throttled:
         except Exception:
             # A broken display must not kill the song; the worker has nowhere to print.
             log.debug("funmusic listener failed on %s", event, exc_info=True)
+
+
+def _call_quietly(fn: AudioListener, data: bytes) -> None:
+    try:
+        fn(data)
+    except Exception:
+        # As with listeners: a broken player must not kill the song, and nothing may print.
+        log.debug("funmusic audio listener failed", exc_info=True)
 
 
 class Job:
@@ -117,6 +133,7 @@ class Job:
         self._done = threading.Event()
         self._lock = threading.Lock()
         self._listeners: list[_Throttled] = []
+        self._audio_listeners: list[AudioListener] = []
         self._final = False
         self._scope: anyio.CancelScope | None = None
         self._cancel_requested = False
@@ -180,6 +197,20 @@ class Job:
                 return
         listener(self, "finished")
 
+    def add_audio_listener(self, fn: AudioListener) -> None:
+        """Call ``fn(data)`` on the worker thread with every audio byte, in order, as it
+        arrives. Attached late, it first gets everything received so far, in one piece."""
+        with self._lock:
+            if self._final:
+                return
+            # Under the lock that _on_chunk takes to count a chunk: every byte counted so far
+            # is replayed here, every later one reaches ``fn`` from _on_chunk, none twice.
+            received = bytes(getattr(self._stream, "partial_audio", b"") or b"")
+            so_far = received[: self.bytes_received]
+            self._audio_listeners.append(fn)
+        if so_far:
+            _call_quietly(fn, so_far)
+
     # -- the worker's side ----------------------------------------------------------------
     def _notify(self, event: str) -> None:
         with self._lock:
@@ -192,8 +223,12 @@ class Job:
             self.time_to_first_audio = self.elapsed
         self.state = "streaming"
         self.chunks += 1
-        self.bytes_received = chunk.bytes_so_far
         self.seconds = chunk.seconds_so_far
+        with self._lock:
+            self.bytes_received = chunk.bytes_so_far
+            audio_listeners = list(self._audio_listeners)
+        for fn in audio_listeners:
+            _call_quietly(fn, chunk.data)
         self._notify("progress")
 
     def _partial_audio(self) -> bytes:
@@ -206,6 +241,7 @@ class Job:
         self._t1 = time.monotonic()
         if self.song is not None:
             self.state = "saving"
+            record(self.song)  # the session's spending, before anyone can ask for the next
             try:
                 self.saved_path = save_song(self.song, self.output_dir)
             except Exception as exc:  # a full disk must not lose the song in memory
@@ -256,11 +292,13 @@ class Worker:
         self._jobs: dict[str, Job] = {}
         self._ids = itertools.count(1)
         self._portal: BlockingPortal | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         ready = threading.Event()
         failure: list[BaseException] = []
 
         async def serve() -> None:
             async with BlockingPortal() as portal:
+                self._loop = asyncio.get_running_loop()
                 self._portal = portal
                 ready.set()
                 await portal.sleep_until_stopped()
@@ -300,6 +338,24 @@ class Worker:
         except RuntimeError:
             pass  # the portal stopped: nothing left to act on
 
+    def call_later(self, delay: float, fn: Callable[[], object]) -> None:
+        """Run a plain function on the loop thread after ``delay`` seconds, from any thread.
+
+        A timer without a thread of its own: a song's follow-up (removing its live player if
+        no browser answers) must not leave a thread behind per song."""
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+
+        def guarded() -> None:
+            try:
+                fn()
+            except Exception:  # nowhere to print on this thread; a late display may fail
+                log.debug("funmusic delayed call failed", exc_info=True)
+
+        with contextlib.suppress(RuntimeError):  # the loop is closing: nothing left to do
+            loop.call_soon_threadsafe(loop.call_later, delay, guarded)
+
     def submit(
         self,
         request: SongRequest,
@@ -309,12 +365,14 @@ class Worker:
         headers: Mapping[str, str] | None = None,
         listener: Listener | None = None,
         min_interval: float = 0.25,
+        audio_listener: AudioListener | None = None,
     ) -> Job:
         """Start a song in the background and return its ``Job`` at once.
 
         ``client_options`` are ``AsyncFunMusicClient`` keyword arguments (backend, base_url,
         endpoint, timeouts); the client is made on the loop and closed when the job ends.
-        ``listener`` is attached before the job starts, so it sees every event. Returns as
+        ``listener`` is attached before the job starts, so it sees every event, and
+        ``audio_listener`` every audio byte (see ``Job.add_audio_listener``). Returns as
         soon as the loop has taken the job (anyio's ``start_task_soon``), normally at once.
         """
         if self._portal is None:
@@ -331,6 +389,8 @@ class Worker:
             self._jobs[job.id] = job
         if listener is not None:
             job.add_listener(listener, min_interval=min_interval)
+        if audio_listener is not None:
+            job.add_audio_listener(audio_listener)
         self._portal.start_task_soon(self._run, job, name=f"funmusic job {job.id}")
         return job
 
@@ -399,8 +459,11 @@ async def _produce(job: Job) -> Song:
 
     async with AsyncFunMusicClient(**job._client_options) as client:
         job.simulated = client.settings.backend == "simulator"
+        key = song_key(job.request, client.settings)  # saved in the sidecar, for reuse
         if not job.request.stream:
-            return await client.generate_request(job.request, headers=job.headers)
+            made = await client.generate_request(job.request, headers=job.headers)
+            made.key = key
+            return made
         song: Song | None = None
         async with client.stream_request(job.request, headers=job.headers) as stream:
             job._stream = stream
@@ -415,6 +478,7 @@ async def _produce(job: Job) -> Song:
                 "the stream ended without its final event",
                 partial_audio=bytes(stream.partial_audio),
             )
+        song.key = key
         return song
 
 

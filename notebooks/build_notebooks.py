@@ -9,12 +9,16 @@ Stored outputs are the executed ones, with two changes that keep the files small
 machine-specific paths: embedded base64 audio becomes a placeholder (the same one the nbval
 sanitize file maps audio to), and the notebooks folder's absolute path becomes relative.
 The kernels run without any DashScope key, on the simulator, whatever the shell has set.
+
+It also writes ``teaching-notebooks.txt``, the list of notebooks that ``python -m pytest``
+collects (the root ``conftest.py`` reads it): any other notebook in this folder is a user's own.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import shutil
 import sys
 import tempfile
 import time
@@ -143,12 +147,35 @@ meantime. (This output is different every time, so it is not checked by the note
 A relaxed jazz stroll through the city at night
 """, IGNORE),
     md("""
-`%funmusic status` lists this kernel's songs, and `%funmusic stop` stops the running ones. A
-stopped song is not thrown away: what had arrived is saved as a `….partial.mp3` file with its
-own sidecar.
+`%funmusic status` lists this kernel's songs. The jazz stroll is most likely still *streaming*
+here (or already *done*, if you took your time): its output above changes on its own.
 """),
     code("%funmusic status", IGNORE),
-    code("%funmusic stop", IGNORE),
+    md("""
+## Stopping a song
+
+`%funmusic stop 4` stops song number 4, and `%funmusic stop` on its own stops every song that is
+running. A stopped song is not thrown away: what had arrived is saved as a `….partial.mp3` file
+with its own sidecar.
+
+So as not to stop the jazz stroll, start one more song, just to stop it. Every song has a number,
+shown in its output (*job 4*) and by `%funmusic status`. Run from the top in a fresh kernel, this
+notebook's songs are 1 (breakfast), 2 (morning), 3 (the stroll) and 4, this one:
+"""),
+    code("""
+%%funmusic
+A long, slow ballad that we stop after a few seconds
+""", IGNORE),
+    code("""
+import time
+
+time.sleep(4)  # let a few seconds of it arrive first
+"""),
+    code("%funmusic stop 4", IGNORE),
+    md("""
+The jazz stroll carries on meanwhile; once it is done, `stroll` holds it, like `breakfast` and
+`morning`.
+"""),
     md("""
 ## Next
 
@@ -340,21 +367,31 @@ A few things to try in the panel above:
 ## Driving the panel from code
 
 Every control is a widget you can read and set from Python, which is handy for lessons and
-tests. Short English lyrics cannot be streamed (streaming needs 200 to 250 words), so the panel
-refuses them until streaming is turned off:
+tests. **Streaming** is *Auto* by default: a song is streamed when its text allows it, and made
+in one go otherwise, with a note. Short English lyrics like these cannot be streamed (streaming
+needs 200 to 250 words), so the panel will make them without streaming and says so:
 """),
     code("""
 panel.text.value = \"\"\"[verse]
 Paper boats on a puddle sea
 [chorus]
 Sail away, sail away with me\"\"\"
+print("Streaming:", panel.stream.value)
+print("Generate disabled:", panel.generate_button.disabled)
+for note in panel.notes:
+    print(note)
+"""),
+    md("""
+*On* insists on streaming, so these lyrics are refused, and *Off* never streams. `%%funmusic`
+follows the very same rules: `--stream` is *On*, `--no-stream` is *Off*.
+"""),
+    code("""
 panel.stream.value = True
 print("Generate disabled:", panel.generate_button.disabled)
 print(panel.reason)
 """),
     code("""
-panel.stream.value = False
-print("Generate disabled:", panel.generate_button.disabled)
+panel.stream.value = "auto"
 """),
     md("""
 `generate_button.click()` presses the button. It returns at once; `panel.wait()` blocks until the
@@ -572,10 +609,16 @@ BOOKS = {
 }
 
 _AUDIO = re.compile(r"data:audio/([a-z0-9.+-]+);base64,[A-Za-z0-9+/=\s]+")
+# The song card's waveform picture: small, but decoded MP3 may differ in the last bit between
+# CPUs, so the stored notebooks keep a placeholder as for the audio.
+_WAVEFORM = re.compile(
+    r'(class="funmusic-waveform" [^>]*src="data:image/png;base64,)[A-Za-z0-9+/=]+'
+)
 
 
 def _scrub(text: str) -> str:
     text = _AUDIO.sub(r"data:audio/\1;base64,AUDIO", text)
+    text = _WAVEFORM.sub(r"\1WAVEFORM", text)
     return text.replace(str(NOTEBOOKS) + "/", "")
 
 
@@ -621,10 +664,28 @@ def build(name: str) -> None:
     print(f"{path.name}: {time.monotonic() - start:.1f} s, {path.stat().st_size:,} bytes")
 
 
+MANIFEST = NOTEBOOKS / "teaching-notebooks.txt"
+
+
+def write_manifest() -> None:
+    names = "".join(f"{name}.ipynb\n" for name in BOOKS)
+    MANIFEST.write_text(
+        "# Written by build_notebooks.py: the notebooks python -m pytest runs under nbval.\n"
+        "# Any other notebook saved in this folder is not collected.\n" + names,
+        encoding="utf-8",
+    )
+
+
 if __name__ == "__main__":
+    write_manifest()
     # The kernels inherit this environment: never let a real key (and its bill) into them.
     for variable in [v for v in os.environ if v.startswith("DASHSCOPE_")]:
         del os.environ[variable]
     os.environ["HOME"] = tempfile.mkdtemp(prefix="funmusic-notebooks-home-")  # no ~/.dashscope
+    # Stored outputs are first takes: a song already in ./funmusic-output would be reused.
+    previous = NOTEBOOKS / "funmusic-output.previous"
+    if (NOTEBOOKS / "funmusic-output").is_dir():
+        shutil.rmtree(previous, ignore_errors=True)
+        (NOTEBOOKS / "funmusic-output").rename(previous)
     for name in sys.argv[1:] or list(BOOKS):
         build(name)

@@ -27,7 +27,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -45,8 +45,10 @@ CHROMIUM_ARGS = [
     "--disable-background-networking",
     "--disable-component-update",
     "--disable-sync",
-    "--autoplay-policy=no-user-gesture-required",
 ]
+# Opt-in: lets a test call play() with no click. The live player's tests run without it, with
+# the browser's real autoplay rules, and click Play as a user would.
+AUTOPLAY_ARGS = ["--autoplay-policy=no-user-gesture-required"]
 
 # Bounded waits, in milliseconds (Playwright's unit).
 LAB_LOAD_MS = 60_000
@@ -80,6 +82,29 @@ def chromium_or_skip() -> Path:
     if os.environ.get("CI") == "true":
         pytest.fail(f"CI=true and {reason}", pytrace=False)
     pytest.skip(reason)
+
+
+def serve(
+    workdir: Path, *, app: str = "lab", env: Mapping[str, str] | None = None
+) -> Iterator[LabServer]:
+    """A module fixture's body: a started server (skipped when there is no Chromium to drive
+    it, so no server starts for tests that cannot run), stopped afterwards."""
+    chromium_or_skip()
+    with LabServer(workdir, env=env, app=app) as server:
+        yield server
+
+
+def chromium(*, args: Sequence[str] = CHROMIUM_ARGS) -> Iterator[Any]:
+    """A module fixture's body: Debian's Chromium through Playwright, closed afterwards."""
+    from playwright.sync_api import sync_playwright
+
+    executable = chromium_or_skip()
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(executable), args=list(args))
+        try:
+            yield browser
+        finally:
+            browser.close()
 
 
 def free_port() -> int:
@@ -116,15 +141,23 @@ def server_environment(
 
 
 class LabServer:
-    """``python -m jupyterlab`` on loopback, started by ``start()``, stopped by ``stop()``."""
+    """``python -m jupyterlab`` on loopback, started by ``start()``, stopped by ``stop()``.
 
-    def __init__(self, workdir: Path, *, env: Mapping[str, str] | None = None) -> None:
+    ``app="notebook"``: Notebook 7 (``python -m notebook``) instead, with the same isolation,
+    token and settings; ``notebook_url`` then opens its single-document page."""
+
+    def __init__(
+        self, workdir: Path, *, env: Mapping[str, str] | None = None, app: str = "lab"
+    ) -> None:
+        if app not in ("lab", "notebook"):
+            raise ValueError(f"app must be 'lab' or 'notebook'; got {app!r}")
+        self.app = app
         self.workdir = workdir
         self.root = workdir / "notebooks"
         self.token = secrets.token_hex(16)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = workdir / "jupyterlab.log"
+        self.log_path = workdir / f"jupyter{app}.log"
         self.dirs = {
             name: workdir / name for name in ("home", "config", "data", "runtime", "ipython")
         }
@@ -148,10 +181,11 @@ class LabServer:
 
     def _launch(self, env: Mapping[str, str], *, timeout: float) -> bool:
         """Start the server and wait for it; False if its port was taken."""
+        app_class = "LabApp" if self.app == "lab" else "JupyterNotebookApp"
         cmd = [
             sys.executable,
             "-m",
-            "jupyterlab",
+            "jupyterlab" if self.app == "lab" else "notebook",
             "--no-browser",
             "--ip=127.0.0.1",
             f"--port={self.port}",
@@ -159,10 +193,11 @@ class LabServer:
             f"--IdentityProvider.token={self.token}",
             f"--ServerApp.root_dir={self.root}",
             # window.jupyterapp: the tests run JupyterLab's own commands (what the menus call).
-            "--LabApp.expose_app_in_browser=True",
-            # No extension manager: it would ask PyPI for listings.
-            "--LabApp.extension_manager=readonly",
+            f"--{app_class}.expose_app_in_browser=True",
         ]
+        if self.app == "lab":
+            # No extension manager: it would ask PyPI for listings (Notebook 7 has none).
+            cmd.append("--LabApp.extension_manager=readonly")
         if hasattr(os, "geteuid") and os.geteuid() == 0:
             cmd.append("--allow-root")  # CI containers run as root
         if self._log is not None:
@@ -279,6 +314,8 @@ class LabServer:
         return path
 
     def notebook_url(self, name: str) -> str:
+        if self.app == "notebook":
+            return f"{self.url}/notebooks/{name}.ipynb?token={self.token}"
         return f"{self.url}/lab/tree/{name}.ipynb?token={self.token}&reset"
 
     def _write_user_settings(self) -> None:
@@ -332,8 +369,11 @@ class LabPage:
         page.locator(".jp-NotebookPanel .jp-Notebook .jp-Cell").first.wait_for(
             state="visible", timeout=LAB_LOAD_MS
         )
-        # More room for the notebook in screenshots: fold the file browser away.
-        page.evaluate("() => window.jupyterapp.shell.collapseLeft()")
+        # More room for the notebook in screenshots: fold the file browser away (JupyterLab;
+        # Notebook 7's shell has no side panel open).
+        page.evaluate(
+            "() => window.jupyterapp.shell.collapseLeft && window.jupyterapp.shell.collapseLeft()"
+        )
         lab.wait_kernel_idle()
         return lab
 

@@ -11,19 +11,21 @@ Needs Debian's ``/usr/bin/chromium``: skipped with the reason when it is missing
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import shutil
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from _jupyterlab import CHROMIUM_ARGS, LabPage, LabServer, chromium_or_skip
+from _jupyterlab import AUTOPLAY_ARGS, CHROMIUM_ARGS, LabPage, LabServer, chromium, serve
 
 pytestmark = pytest.mark.browser
 
 try:
-    from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
+    from playwright.sync_api import Browser, Locator, Page, expect
 except ImportError:  # pragma: no cover - the test extra installs it
     if os.environ.get("CI") == "true":
         raise
@@ -47,26 +49,14 @@ Every road will lead us home"""
 # -- fixtures ----------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def lab_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabServer]:
-    chromium_or_skip()  # no point starting a server for tests that cannot run
-    server = LabServer(
-        tmp_path_factory.mktemp("jupyterlab"), env={"FUNMUSIC_SIMULATOR_SPEED": SPEED}
-    )
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
+    env = {"FUNMUSIC_SIMULATOR_SPEED": SPEED}
+    yield from serve(tmp_path_factory.mktemp("jupyterlab"), env=env)
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    executable = chromium_or_skip()
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(executable), args=CHROMIUM_ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
+    # These tests start the song cards' <audio> from script, with no click.
+    yield from chromium(args=[*CHROMIUM_ARGS, *AUTOPLAY_ARGS])
 
 
 @pytest.fixture
@@ -92,9 +82,7 @@ def page(
         lab_server.shutdown_kernels()
 
 
-def open_and_run(
-    server: LabServer, page: Page, name: str, cells: list[str]
-) -> LabPage:
+def open_and_run(server: LabServer, page: Page, name: str, cells: list[str]) -> LabPage:
     nb = LabPage.open(server, page, name, cells)
     nb.run_all()
     return nb
@@ -119,14 +107,12 @@ def billed_duration(card: Locator) -> float:
 def assert_plays(page: Page, audio: Locator, mime: str, *, duration: float) -> None:
     """The ``<audio>`` carries ``mime``, loads, lasts ``duration`` (±1 s) and really plays."""
     expect(audio).to_have_count(1)
-    source = audio.locator("source")
-    assert source.get_attribute("type") == mime
-    src = source.get_attribute("src") or ""
+    # The data URI is on the <audio> itself (a <source>'s src would not survive JupyterLab's
+    # sanitizer in an untrusted notebook).
+    src = audio.get_attribute("src") or ""
     assert src.startswith(f"data:{mime};base64,"), src[:60]
     handle = audio.element_handle()
-    page.wait_for_function(
-        "a => a.readyState >= 1 || a.error", arg=handle, timeout=WAIT_MS
-    )
+    page.wait_for_function("a => a.readyState >= 1 || a.error", arg=handle, timeout=WAIT_MS)
     state = handle.evaluate(
         "a => ({ready: a.readyState, duration: a.duration, error: a.error && a.error.message,"
         " type: a.currentSrc.slice(0, 30)})"
@@ -135,17 +121,13 @@ def assert_plays(page: Page, audio: Locator, mime: str, *, duration: float) -> N
     assert state["ready"] >= 1, state
     assert abs(state["duration"] - duration) <= 1.0, (state, duration)
     # Started, not awaited (page.evaluate has no timeout); the clock must move (muted is fine).
-    handle.evaluate(
-        "a => { a.play().catch(e => { a.dataset.playError = String(e); }); }"
-    )
+    handle.evaluate("a => { a.play().catch(e => { a.dataset.playError = String(e); }); }")
     page.wait_for_function(
         "a => (!a.paused && a.currentTime > 0.3) || a.dataset.playError",
         arg=handle,
         timeout=PLAY_MS,
     )
-    played = handle.evaluate(
-        "a => ({time: a.currentTime, error: a.dataset.playError || null}) "
-    )
+    played = handle.evaluate("a => ({time: a.currentTime, error: a.dataset.playError || null}) ")
     handle.evaluate("a => a.pause()")
     assert played["error"] is None, played
 
@@ -243,7 +225,9 @@ def test_markup_in_lyrics_is_shown_as_text_never_run(lab_server: LabServer, page
     lyrics = card.locator(".funmusic-lyrics").inner_text()
     assert script in lyrics
     assert img in lyrics
-    assert card.locator("script, img").count() == 0
+    # The only image is the waveform picture; the lyrics' <img> is text.
+    assert card.locator("script, img:not(.funmusic-waveform)").count() == 0
+    assert card.locator("img.funmusic-waveform").count() == 1
     assert page.evaluate("() => typeof window.__pwned") == "undefined"
 
 
@@ -294,9 +278,9 @@ def _words(n: int) -> str:
 def test_panel_counts_refuses_and_makes_a_song(
     lab_server: LabServer, page: Page, tmp_path: Path
 ) -> None:
-    nb = open_and_run(
-        lab_server, page, "panel", ["from funmusic_jupyter import FunMusicPanel\nFunMusicPanel()"]
-    )
+    # reuse=False: an earlier test in this server made the same song; this one must make it.
+    cell = "from funmusic_jupyter import FunMusicPanel\nFunMusicPanel(reuse=False)"
+    nb = open_and_run(lab_server, page, "panel", [cell])
     nb.assert_no_errors()
     out = nb.output(0)
     panel = out.locator(".widget-vbox").first
@@ -304,12 +288,13 @@ def test_panel_counts_refuses_and_makes_a_song(
     expect(textarea).to_have_count(1, timeout=WAIT_MS)  # a widget, not a text repr
     assert "FunMusicPanel(" not in out.inner_text()
     generate = panel.locator("button", has_text="Generate")
-    streaming = panel.locator("input[type=checkbox]")
-    expect(streaming).to_be_checked()
+    streaming = panel.locator(".widget-toggle-buttons", has_text="Streaming")
+    expect(streaming.locator("button.mod-active")).to_have_text("Auto")
     expect(panel).to_contain_text("Nothing written yet.")
     expect(generate).to_be_disabled()
 
-    # Over the streaming limit: Generate is disabled and the panel says why.
+    # Streaming On, over the streaming limit: Generate is disabled and the panel says why.
+    streaming.locator("button", has_text=re.compile(r"^On$")).click()
     textarea.fill(_words(260))
     expect(panel).to_contain_text(
         "Auto: lyrics · English · streaming: 260 words (allowed 200–250) — 10 over the limit",
@@ -322,15 +307,16 @@ def test_panel_counts_refuses_and_makes_a_song(
     expect(generate).to_have_attribute("title", re.compile("must be 200–250 words"))
     nb.screenshot(tmp_path / "over-limit.png")
 
-    # Short lyrics, not streamed: the counter follows, Generate opens, a song comes.
-    streaming.uncheck()
+    # Streaming Auto, as %%funmusic: short lyrics are made without streaming, with a note.
+    streaming.locator("button", has_text=re.compile(r"^Auto$")).click()
     textarea.fill(LYRICS)
     sung = [line for line in LYRICS.splitlines() if not line.startswith("[")]
     characters = len("".join("".join(sung).split()))
     expect(panel).to_contain_text(
-        f"Auto: lyrics · English · not streaming: {characters} characters (allowed 5–2,000)",
+        f"Auto: lyrics · English · not streaming (auto): {characters} characters (allowed 5–2,000)",
         timeout=WAIT_MS,
     )
+    expect(panel).to_contain_text("not streamed: English lyrics for streaming must be 200–250")
     expect(panel).not_to_contain_text("over the limit")
     expect(generate).to_be_enabled()
     generate.click()
@@ -342,3 +328,84 @@ def test_panel_counts_refuses_and_makes_a_song(
     headings = card.locator(".funmusic-lyrics [role='heading']")
     assert [h.lower() for h in headings.all_text_contents()] == ["verse", "chorus"]
     assert detail(card, "Simulated").startswith("yes")
+
+
+# -- the lasting record: a saved notebook reopened elsewhere, with no kernel --------------------
+def test_saved_songs_reopen_untrusted_with_players_lyrics_waveforms_and_the_wav_link(
+    lab_server: LabServer, browser: Browser, page: Page, tmp_path: Path
+) -> None:
+    nb = open_and_run(
+        lab_server,
+        page,
+        "lasting",
+        [
+            LOAD_EXT,
+            # Every WAV over 100 kB gets the MP3 preview (the default limit is 8 MB).
+            "%config FunMusicMagics.embed_limit = 100_000",
+            f"%%funmusic --wait --no-stream --format wav\n{LYRICS}",
+            f"%%funmusic --wait --no-stream\n{LYRICS}",
+        ],
+    )
+    nb.assert_no_errors()
+    expect(nb.output(2).locator(".funmusic-preview-note")).to_have_count(1, timeout=WAIT_MS)
+    nb.command("docmanager:save")
+    saved = lab_server.root / "lasting.ipynb"
+    page.wait_for_function(
+        "() => !window.jupyterapp.shell.currentWidget.context.model.dirty", timeout=WAIT_MS
+    )
+    stored = json.loads(saved.read_text(encoding="utf-8"))
+    assert [len(c.get("outputs", [])) for c in stored["cells"]] == [0, 0, 1, 1]
+
+    # A fresh server with its own data directory: it has never signed this notebook, so it
+    # opens untrusted and every output goes through JupyterLab's HTML sanitizer.
+    elsewhere = LabServer(tmp_path / "elsewhere")
+    elsewhere.root.mkdir(parents=True)
+    shutil.copy(saved, elsewhere.root / "lasting.ipynb")
+    shutil.copytree(lab_server.root / "funmusic-output", elsewhere.root / "funmusic-output")
+    with elsewhere:
+        context = browser.new_context(viewport={"width": 1280, "height": 1400})
+        reopened = context.new_page()
+        try:
+            reopened.goto(elsewhere.notebook_url("lasting"), wait_until="domcontentloaded")
+            reopened.wait_for_function(
+                "() => { const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;"
+                " return !!w && !!w.context && w.context.path === 'lasting.ipynb'"
+                " && w.context.isReady && w.content.model.cells.length === 4; }",
+                timeout=60_000,
+            )
+            # No kernel: the cards must stand on their own.
+            elsewhere.shutdown_kernels()
+            assert elsewhere.api("GET", "/api/kernels") == []
+            trusted = reopened.evaluate(
+                "() => { const cells = window.jupyterapp.shell.currentWidget.content.model.cells;"
+                " return [...Array(cells.length).keys()].map(i => cells.get(i).trusted); }"
+            )
+            assert trusted[2:] == [False, False], trusted
+            cards = reopened.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .funmusic-song")
+            expect(cards).to_have_count(2, timeout=WAIT_MS)
+            for index, mime in ((0, "audio/mpeg"), (1, "audio/mpeg")):  # the WAV's preview
+                card = cards.nth(index)
+                duration = billed_duration(card)
+                assert_plays(reopened, card.locator("audio"), mime, duration=duration)
+                lyrics = card.locator(".funmusic-lyrics").inner_text()
+                assert "Morning light on the kitchen floor" in lyrics
+                assert "Every road will lead us home" in lyrics
+                waveform = card.locator("img.funmusic-waveform")
+                expect(waveform).to_be_visible()
+                size = waveform.evaluate("i => [i.naturalWidth, i.naturalHeight]")
+                assert size[0] > 100 and size[1] > 10, size  # the PNG decoded
+            wav_card = cards.nth(0)
+            assert detail(wav_card, "Format") == "wav (audio/wav)"
+            link = wav_card.locator("a.funmusic-wav-link")
+            expect(link).to_have_count(1)
+            name = link.inner_text()
+            assert re.fullmatch(r"funmusic-output/[^/]+\.wav", name), name
+            fetched = link.evaluate(
+                "async a => { const r = await fetch(a.href);"
+                " return [r.status, (await r.arrayBuffer()).byteLength]; }"
+            )
+            assert fetched == [200, (elsewhere.root / name).stat().st_size], fetched
+            assert cards.nth(1).locator("a.funmusic-wav-link").count() == 0
+            reopened.screenshot(path=str(tmp_path / "reopened.png"), full_page=True)
+        finally:
+            context.close()

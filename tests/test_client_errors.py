@@ -273,8 +273,8 @@ async def test_malformed_data_line_is_quoted_truncated(flavour: str) -> None:
     service = MockService(event_stream(stream_then(f"data:{bad}\n\n")))
     err = await failure(service, flavour, stream=True)
     assert type(err) is StreamInterruptedError
-    assert repr(bad[:120]) in err.message
-    assert bad[:200] not in err.message  # truncated, not the whole line
+    assert repr(bad[:40]) + "… (522 characters)" in err.message
+    assert bad[:60] not in err.message  # a short excerpt, not the whole line
     assert err.partial_audio == b"".join(PIECES)
 
 
@@ -443,6 +443,18 @@ async def test_a_key_echoed_by_the_server_is_redacted(flavour: str, stream: bool
 
 
 @pytest.mark.anyio
+async def test_a_key_echoed_where_the_message_is_cut_is_redacted_whole(flavour: str) -> None:
+    # The key straddles the one-line cut (200 characters): redacting after the cut would leave
+    # half a key that no longer matches. The full body is kept, redacted too.
+    message = "x" * 190 + f" {KEY}\nsecond line {KEY}"
+    body = error_body("InvalidApiKey", message)
+    err = await failure(MockService(json_answer(body, status=401)), flavour, stream=False)
+    assert err.body is not None and "second line" in err.body
+    for text in (str(err), repr(err), err.message, err.body):
+        assert KEY not in text and KEY[:12] not in text
+
+
+@pytest.mark.anyio
 async def test_a_key_echoed_inside_the_stream_is_redacted(flavour: str) -> None:
     error_event = sse(
         error_body("InvalidParameter", f"key {KEY} not allowed"), event="error", status=400
@@ -507,4 +519,21 @@ def test_bad_call_headers_are_refused_before_any_request() -> None:
         for bad in ("X-FunMusic-Fault: inspection", {"X-FunMusic-Fault": 3}):
             with pytest.raises(ValidationError, match="^headers must be a mapping"):
                 client.generate(prompt=PROMPT, headers=bad)  # type: ignore[arg-type]
+    assert sent == []
+
+
+@pytest.mark.parametrize(
+    "headers", [{"X-Note": "café"}, {"X-Note": "a\r\nX-Evil: 1"}, {"X-Nöte": "a"}]
+)
+def test_headers_that_cannot_be_sent_are_refused_before_any_request(
+    headers: dict[str, str],
+) -> None:
+    # Before: a raw UnicodeEncodeError from httpx, or a header split in two on the wire.
+    sent: list[httpx.Request] = []
+    transport = httpx.MockTransport(lambda request: sent.append(request) or httpx.Response(500))
+    with FunMusicClient(base_url="http://127.0.0.1:9/api/v1", transport=transport) as client:
+        with pytest.raises(ValidationError, match="must be ASCII text on one line"):
+            client.generate(prompt=PROMPT, headers=headers)
+    with pytest.raises(ConfigurationError, match="must be ASCII text on one line"):
+        FunMusicClient(base_url="http://127.0.0.1:9/api/v1", headers=headers)
     assert sent == []

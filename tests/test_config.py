@@ -254,3 +254,18 @@ def test_a_key_given_as_a_path_or_url_is_masked(monkeypatch: pytest.MonkeyPatch)
     with pytest.raises(ConfigurationError) as info:
         resolve_settings(base_url=ARG_KEY)
     assert ARG_KEY not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"backend": "x" * 5000},
+        {"endpoint": "x" * 5000},
+        {"base_url": "ftp://" + "x" * 5000},
+        {"base_url": "http://sim.test/api/v1", "idle_timeout": "x" * 5000},
+    ],
+)
+def test_settings_errors_quote_a_short_excerpt(kwargs: dict[str, object]) -> None:
+    with pytest.raises(ConfigurationError) as info:
+        FunMusicClient(**kwargs).close()  # type: ignore[arg-type]
+    assert len(str(info.value)) < 250 and "…" in str(info.value)

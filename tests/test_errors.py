@@ -112,23 +112,86 @@ def test_body_request_id_wins_over_the_header() -> None:
 
 def test_unparseable_and_empty_bodies() -> None:
     err = error_from_response(502, "<html>Bad Gateway</html>")
-    assert type(err) is ServerError and err.message == "<html>Bad Gateway</html>"
+    assert type(err) is ServerError and err.message == "Bad Gateway"
+    assert err.body == "<html>Bad Gateway</html>"
     err = error_from_response(500, "")
     assert err.message == "no error message in the response"
     err = error_from_response(400, {"code": "InvalidParameter"})
     assert err.message == "no error message in the response"
     long = "x" * 1000
-    assert len(error_from_response(500, long).message) == 300
+    err = error_from_response(500, long)
+    assert len(err.message) == 200 and err.message.endswith("…") and err.body == long
+
+
+NGINX_502 = (
+    "<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n"
+    "<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>nginx</center>\r\n"
+    "</body>\r\n</html>\r\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "line"),
+    [
+        (502, NGINX_502, "ServerError: 502: 502 Bad Gateway"),
+        (
+            400,
+            {"code": "InvalidParameter", "message": "bad lyrics\nline 2\r\nline 3",
+             "request_id": "r-1"},
+            "BadRequestError: 400 InvalidParameter: bad lyrics (request id r-1)",
+        ),
+        (
+            500,
+            {"code": "Internal\nError", "message": "\n\n  first   real line \n second"},
+            "ServerError: 500 Internal: first real line",
+        ),
+        (503, "x" * 5000, None),
+    ],
+)
+def test_server_text_renders_as_one_line_and_the_body_is_kept(
+    status: int, body: object, line: str | None
+) -> None:
+    err = error_from_response(status, body)
+    rendered = err._render_traceback_()
+    assert len(rendered) == 1 and "\n" not in rendered[0] and "\r" not in rendered[0]
+    assert len(rendered[0]) < 260
+    if line is not None:
+        assert rendered[0] == line
+    expected_body = body if isinstance(body, str) else json.dumps(body, ensure_ascii=False)
+    assert err.body == expected_body
+
+
+def test_every_api_error_is_one_line_even_when_built_by_hand() -> None:
+    err = APIError("first\nsecond", status_code=500)
+    assert str(err) == "500: first" and err.body == "first\nsecond"
+    assert APIError("plain").body is None
 
 
 @pytest.mark.parametrize(
     ("header", "retry_after"),
-    [("7", 7.0), ("0.5", 0.5), ("-3", 0.0), ("Wed, 21 Oct 2026 07:28:00 GMT", None), (None, None)],
+    [
+        ("7", 7.0), ("0.5", 0.5), ("1e400", float("inf")), (None, None),
+        # Negative or NaN: not a wait we can honour; None lets the caller use its own backoff
+        # instead of retrying at once.
+        ("-3", None), ("nan", None), ("soon", None),
+        # An HTTP date (RFC 9110): the seconds until then, never negative.
+        ("Wed, 21 Oct 2026 07:28:00 GMT", 0.0),
+    ],
 )
 def test_retry_after(header: str | None, retry_after: float | None) -> None:
     headers = {"retry-after": header} if header is not None else {}
     err = error_from_response(429, {"code": "Throttling"}, headers)
     assert isinstance(err, RateLimitError) and err.retry_after == retry_after
+
+
+def test_retry_after_as_a_future_http_date() -> None:
+    import email.utils
+    import time
+
+    header = email.utils.formatdate(time.time() + 120, usegmt=True)
+    err = error_from_response(429, {"code": "Throttling"}, {"retry-after": header})
+    assert isinstance(err, RateLimitError) and err.retry_after is not None
+    assert 115 <= err.retry_after <= 121
 
 
 def test_partial_audio_is_carried_and_counted() -> None:

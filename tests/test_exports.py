@@ -5,11 +5,15 @@ from __future__ import annotations
 import types
 
 import funmusic_jupyter
-from funmusic_jupyter import _api, _client, _errors, _models
+from funmusic_jupyter import _api, _batch, _client, _errors, _models
 
 # Names of the private modules that are public through the package.
 EXPECTED = {
     *_api.__all__,
+    "BatchValidationError",
+    "RateLimiter",
+    "agenerate_many",
+    "generate_many",
     *_client.__all__,
     *(name for name in _errors.__all__ if name != "error_from_response"),
     "AudioChunk",
@@ -20,6 +24,10 @@ EXPECTED = {
     "resolve_settings",
     "SongRequest",
     "build_request",
+    "library",
+    "Library",
+    "LibraryEntry",
+    "CostReport",
     "FunMusicPanel",
     "load_ipython_extension",
     "unload_ipython_extension",
@@ -58,5 +66,7 @@ def test_exported_objects_are_the_private_modules_ones() -> None:
     assert funmusic_jupyter.AsyncFunMusicClient is _client.AsyncFunMusicClient
     assert funmusic_jupyter.generate is _api.generate
     assert funmusic_jupyter.astream is _api.astream
+    assert funmusic_jupyter.generate_many is _batch.generate_many
+    assert funmusic_jupyter.agenerate_many is _batch.agenerate_many
     assert funmusic_jupyter.Song is _models.Song
     assert funmusic_jupyter.APIError is _errors.APIError

@@ -147,8 +147,13 @@ class Session:
 
 
 def _display_id(cell: Cell) -> str:
-    (first,) = [m for m in cell.outputs if m["msg_type"] == "display_data"]
-    return str(first["content"]["transient"]["display_id"])
+    """The display that turns from progress into the song's card: the cell's first. A streamed
+    song's live player (a widget) is the second, and only while the song streams."""
+    displays = [m for m in cell.outputs if m["msg_type"] == "display_data"]
+    assert 1 <= len(displays) <= 2, displays
+    if len(displays) == 2:
+        assert displays[1]["content"]["data"]["text/plain"].startswith("FunMusic live player")
+    return str(displays[0]["content"]["transient"]["display_id"])
 
 
 @pytest.fixture(scope="module")
@@ -200,6 +205,9 @@ def session(
             "%config FunMusicMagics.backend = 'api'\n"
             f"%config FunMusicMagics.base_url = {slow.base_url!r}\n"
             "%config FunMusicMagics.progress_interval = 0.1\n"
+            # These tests are about songs being made: an unchanged cell run again must stream
+            # again, not be answered from the output directory (test_library_kernel covers that).
+            "%config FunMusicMagics.reuse = False\n"
             # pyzmq starts one garbage-collector thread at the kernel's first large message
             # (zero-copy send): have it before the baseline, so every thread after is ours.
             "from IPython.display import display as _d; _d({'text/plain': 'x' * 300_000}, raw=True)"
@@ -253,7 +261,8 @@ def test_cell_returns_at_once_and_two_songs_stream_side_by_side(
         assert "funmusic-progress" in updates[0]["content"]["data"]["text/html"]
         html = session.final_html(display_id)
         assert html.count("<audio") == 1
-        assert 'type="audio/mpeg"' in html and 'src="data:audio/mpeg;base64,' in html
+        assert '<audio controls="controls" preload="metadata"' in html
+        assert 'src="data:audio/mpeg;base64,' in html
         assert "audio/wav" not in html
         assert ">Request id</th>" in html and ">Duration</th>" in html and ">Cost</th>" in html
         assert 'role="heading"' in html  # lyrics sections
@@ -295,12 +304,13 @@ def test_stop_cancels_and_keeps_the_partial_audio(
     stop = session.run("%funmusic stop")
     assert stop.status == "ok"
     text = stop.text()
-    assert "cancelled, partial audio saved to " in text
-    partial = Path(text.split("partial audio saved to ")[1].split(")")[0])
+    assert ": Stopped at " in text and "partial song saved to " in text
+    # Relative to the kernel's working directory (the notebook's folder).
+    partial = workdir / "nb" / text.split("partial song saved to ")[1].strip()
     assert partial.exists() and partial.stat().st_size > 0
     assert partial.name.endswith(".partial.mp3")
-    session.pump_until(lambda: "Song stopped" in session.final_html(display_id))
-    assert str(partial) in session.final_html(display_id)
+    session.pump_until(lambda: "Stopped at " in session.final_html(display_id))
+    assert partial.relative_to(workdir / "nb").as_posix() in session.final_html(display_id)
     session.pump_until(lambda: slow.state.active_syntheses == 0, timeout=10)
     assert _extra_threads(session) == set()
     status = session.run("%funmusic status")
@@ -325,7 +335,7 @@ def test_interrupt_during_wait_cancels_cleanly(
     partial = Path(line.split("partial audio saved to ")[1])
     assert partial.exists() and partial.stat().st_size > 0
     displays = [m for m in cell.outputs if m["msg_type"] == "display_data"]
-    assert len(displays) == 1 and "Song stopped" in displays[0]["content"]["data"]["text/html"]
+    assert len(displays) == 1 and "Stopped at " in displays[0]["content"]["data"]["text/html"]
     session.pump_until(lambda: slow.state.active_syntheses == 0, timeout=10)
     assert _extra_threads(session) == set()
     # The kernel is fine afterwards, and nothing was bound.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import _thread
 import json
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -264,7 +265,7 @@ def test_wait_displays_the_final_song_once(api: InteractiveShell, tmp_path: Path
     assert out.update is False and not out.transient
     html = out.data["text/html"]
     assert html.count("<audio") == 1
-    assert 'type="audio/mpeg"' in html and "audio/wav" not in html
+    assert 'src="data:audio/mpeg;base64,' in html and "audio/wav" not in html
     song = api.user_ns["song"]
     assert isinstance(song, Song)
     assert out.data["text/plain"] == song.summary()
@@ -286,7 +287,7 @@ def test_wav_and_male_through_the_shell(api: InteractiveShell) -> None:
     assert song.request.stream is False
     assert song.audio[:4] == b"RIFF"
     html = captured.outputs[0].data["text/html"]
-    assert 'type="audio/wav"' in html and "audio/mpeg" not in html
+    assert 'src="data:audio/wav;base64,' in html and "audio/mpeg" not in html
     assert song.saved_path.suffix == ".wav"
 
 
@@ -324,6 +325,26 @@ def test_config_rejects_bad_values(ip: InteractiveShell, caplog: pytest.LogCaptu
     assert magics(ip).price_per_second == 0.002
     assert "'robot'" in caplog.text
     assert "price_per_second must be >= 0; got -1.0" in caplog.text
+
+
+def test_embed_limit_is_a_trait_the_cards_follow(
+    api: InteractiveShell, caplog: pytest.LogCaptureFixture
+) -> None:
+    api.run_line_magic("config", "FunMusicMagics.embed_limit = -1")
+    assert "embed_limit must be >= 0 bytes; got -1" in caplog.text
+    assert magics(api).embed_limit == 8_000_000
+    # Every WAV is over a zero limit: the cell's card and a Song shown on its own both embed
+    # the MP3 preview instead.
+    api.run_line_magic("config", "FunMusicMagics.embed_limit = 0")
+    captured = run(api, "-f wav --no-stream --wait --out song", LYRICS)
+    html = captured.outputs[0].data["text/html"]
+    assert "data:audio/mpeg;base64," in html and "data:audio/wav" not in html
+    assert "Preview: an MP3 at " in html and 'class="funmusic-wav-link"' in html
+    song = api.user_ns["song"]
+    assert "data:audio/mpeg;base64," in song._repr_mimebundle_()["text/html"]
+    with capture_output() as config:
+        api.run_line_magic("funmusic", "config")
+    assert "embed_limit" in config.outputs[0].data["text/plain"]
 
 
 def test_body_is_sent_exactly_as_typed(api: InteractiveShell) -> None:
@@ -412,8 +433,9 @@ def test_simulator_backend(ip: InteractiveShell, monkeypatch: pytest.MonkeyPatch
     assert song.simulated
     assert "SIMULATED" in captured.outputs[0].data["text/html"]
     assert "note:" not in captured.outputs[0].data["text/plain"]  # asked for it: no note
-    # With nothing configured, auto means the simulator, and the output says so.
-    captured = run(ip, "--wait --no-stream --out song", LYRICS)
+    # With nothing configured, auto means the simulator, and the output says so. (--fresh:
+    # auto resolves to the same simulator, so the same cell would otherwise be reused.)
+    captured = run(ip, "--wait --no-stream --fresh --out song", LYRICS)
     assert ip.user_ns["song"].simulated
     assert "note: no API key configured" in captured.outputs[0].data["text/plain"]
 
@@ -487,7 +509,7 @@ def test_background_cell_returns_at_once_then_updates_in_place(
     (update,) = captured.outputs[1:]
     assert update.update and update.transient["display_id"] == display_id
     final = update.data
-    assert "<audio" in final["text/html"] and 'type="audio/mpeg"' in final["text/html"]
+    assert "<audio" in final["text/html"] and "data:audio/mpeg;base64," in final["text/html"]
     assert final["text/plain"] == job.song.summary()  # type: ignore[union-attr]
     assert api.user_ns["song"] is job.song
     assert captured.stdout == "" and captured.stderr == ""
@@ -511,14 +533,19 @@ def test_status_and_stop(ip: InteractiveShell, slow: SimulatorServer, tmp_path: 
         # The stop's message, then (shown by the main thread after that cell) the song's own
         # display, updated in place.
         message, final = stopped.outputs
-        assert message.data["text/plain"].startswith(
-            f"stopped song {job.id} (cancelled, partial audio saved to "
-        )
+        # Human words, the partial song's path, and no error type.
+        assert re.fullmatch(
+            rf"Song {job.id}: Stopped at \d+ s: partial song saved to .+\.partial\.mp3",
+            message.data["text/plain"],
+        ), message.data["text/plain"]
         wait_until(lambda: slow.state.active_syntheses == 0, timeout=10)
     assert job.partial_path is not None and job.partial_path.stat().st_size >= job.bytes_received
     assert final.transient["display_id"] == captured.outputs[0].transient["display_id"]
-    assert final.update and "Song stopped" in final.data["text/html"]
-    assert str(job.partial_path) in final.data["text/html"]
+    assert final.update and "Stopped at " in final.data["text/html"]
+    assert 'class="funmusic-stopped"' in final.data["text/html"]
+    assert "funmusic-error" not in final.data["text/html"]
+    # The path as the user reads it: relative to the working directory (the notebook's).
+    assert job.partial_path.relative_to(Path.cwd()).as_posix() in final.data["text/html"]
     with capture_output() as again:
         ip.run_line_magic("funmusic", f"stop {job.id}")
         ip.run_line_magic("funmusic", "stop")
@@ -537,11 +564,12 @@ def test_stop_all(ip: InteractiveShell, slow: SimulatorServer) -> None:
         jobs = current_worker().jobs()[-2:]  # type: ignore[union-attr]
         wait_until(lambda: all(j.chunks >= 1 for j in jobs))
         ip.run_line_magic("funmusic", "stop")
+        ip.run_cell("pass")  # a plain shell shows finished songs after the next cell
     assert [j.state for j in jobs] == ["cancelled", "cancelled"]
     text = [o.data["text/plain"] for o in captured.outputs if not o.update][-1]
-    assert text.count("stopped song") == 2
+    assert text.count(": Stopped at ") == 2
     finals = [o.data["text/plain"] for o in captured.outputs if o.update][-2:]
-    assert all(t.startswith("Song stopped: Cancelled: ") for t in finals)
+    assert finals == ["Song stopped (partial audio saved)"] * 2
 
 
 def test_interrupt_during_wait_cancels_and_keeps_the_partial_audio(
@@ -566,6 +594,53 @@ def test_interrupt_during_wait_cancels_and_keeps_the_partial_audio(
     assert "interrupted" in str(info.value) and str(job.partial_path) in str(info.value)
     assert info.value._render_traceback_() == [info.value.one_line()]
     (out,) = captured.outputs
-    assert "Song stopped" in out.data["text/html"]
+    assert "Stopped at " in out.data["text/html"]
     assert "song" not in ip.user_ns
     wait_until(lambda: slow.state.active_syntheses == 0, timeout=10)
+
+
+def test_status_of_a_song_that_is_not_streamed(ip: InteractiveShell, slow: SimulatorServer) -> None:
+    ip.run_line_magic("config", "FunMusicMagics.backend = 'api'")
+    ip.run_line_magic("config", f"FunMusicMagics.base_url = {slow.base_url!r}")
+    with capture_output():
+        ip.run_cell_magic("funmusic", "--no-stream", LYRICS)
+        job = current_worker().jobs()[-1]  # type: ignore[union-attr]
+        wait_until(lambda: job.state == "generating")
+        with capture_output() as status:
+            ip.run_line_magic("funmusic", "status")
+        assert job.wait(60) and job.song is not None
+        with capture_output() as done:
+            ip.run_line_magic("funmusic", "status")
+    # No chunks and no audio yet: a dash, not "0.0 s" and "0 chunks".
+    columns = re.split(r"\s{2,}", status.outputs[0].data["text/plain"].splitlines()[-1].strip())
+    assert columns[:4] == [job.id, "generating", "—", "—"], columns
+    # Done: the song's length, still no chunks.
+    columns = re.split(r"\s{2,}", done.outputs[0].data["text/plain"].splitlines()[-1].strip())
+    assert columns[:4] == [job.id, "done", f"{job.song.duration:.1f} s", "—"], columns
+
+
+def test_status_table_never_breaks_words() -> None:
+    # JupyterLab narrows a wide table; a cell styled ``word-break: break-all`` then splits
+    # words mid-way ("waitin g"). Only the file column (a path, one long word) may break anywhere.
+    from funmusic_jupyter import _render
+    from funmusic_jupyter._validation import build_request
+    from funmusic_jupyter._worker import Job
+
+    job = Job(
+        worker=None,  # type: ignore[arg-type]
+        job_id="7",
+        request=build_request(text="A waiting song about long words", stream=False),
+        client_options={},
+        output_dir=None,
+        headers=None,
+    )
+    job.state = "generating"
+    html = _render.status_html([job])
+    cells = dict(zip(re.findall(r"<th[^>]*>([^<]*)</th>", html),
+                     re.findall(r'<td style="([^"]*)"', html), strict=True))
+    assert set(cells) == {"job", "state", "song", "audio", "chunks", "elapsed", "file", "error"}
+    for column, style in cells.items():
+        assert ("break-all" in style) == (column == "file"), (column, style)
+    for column in ("job", "state", "audio", "chunks", "elapsed"):
+        assert "white-space: nowrap" in cells[column]
+    assert "overflow-wrap: break-word" in cells["song"]

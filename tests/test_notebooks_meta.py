@@ -8,16 +8,27 @@ machine paths, and that no widget state (which could hold anything) is saved.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import re
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
+import nbformat
 import pytest
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 EXPECTED = ("01_quickstart", "02_writing_lyrics", "03_panel", "04_python_api")
-PATHS = sorted(NOTEBOOKS.glob("*.ipynb"))
+MANIFEST = NOTEBOOKS / "teaching-notebooks.txt"
+# The shipped notebooks only: a user's own notebook saved next to them is none of our business.
+PATHS = [
+    NOTEBOOKS / line.strip()
+    for line in MANIFEST.read_text(encoding="utf-8").splitlines()
+    if line.strip() and not line.startswith("#")
+]
 KNOWN_TAGS = {"nbval-ignore-output", "nbval-check-output", "nbval-skip", "raises-exception"}
 UNCHECKED = {"nbval-ignore-output", "nbval-skip"}
 MAX_BYTES = 100_000
@@ -56,7 +67,54 @@ def _output_texts(cell: dict[str, Any]) -> list[str]:
 
 
 def test_the_teaching_notebooks_are_all_there() -> None:
-    assert [p.stem for p in PATHS][: len(EXPECTED)] == list(EXPECTED)
+    assert [p.stem for p in PATHS] == list(EXPECTED)
+    assert all(p.is_file() for p in PATHS)
+
+
+def test_the_manifest_is_the_build_scripts_list() -> None:
+    script = NOTEBOOKS / "build_notebooks.py"
+    spec = importlib.util.spec_from_file_location("build_notebooks", script)
+    assert spec is not None and spec.loader is not None
+    build = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(build)
+    assert [p.stem for p in PATHS] == list(build.BOOKS)
+
+
+def _notebook(path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("1 + 1")])
+    nbformat.write(nb, path)
+
+
+@pytest.mark.parametrize("conftest", [True, False], ids=["with-hook", "without-hook"])
+def test_only_the_shipped_notebooks_are_collected(tmp_path: Path, conftest: bool) -> None:
+    # A copy of the project's layout: the real root conftest.py, a manifest naming one notebook,
+    # and notebooks a user saved beside it and in a subfolder (one with a shipped name).
+    shutil.copy(NOTEBOOKS.parent / "conftest.py", tmp_path / "conftest.py")
+    (tmp_path / "pyproject.toml").write_text(
+        '[tool.pytest.ini_options]\ntestpaths = ["notebooks"]\n'
+        'addopts = ["--nbval", "-p", "no:cacheprovider"]\n',
+        encoding="utf-8",
+    )
+    notebooks = tmp_path / "notebooks"
+    _notebook(notebooks / "01_quickstart.ipynb")
+    _notebook(notebooks / "my_song.ipynb")
+    _notebook(notebooks / "drafts" / "01_quickstart.ipynb")
+    (notebooks / "teaching-notebooks.txt").write_text("# shipped\n01_quickstart.ipynb\n")
+    argv = [sys.executable, "-m", "pytest", "--collect-only", "-q"]
+    result = subprocess.run(
+        argv + ([] if conftest else ["--noconftest"]),
+        cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    collected = {line.split("::")[0] for line in result.stdout.splitlines() if "::" in line}
+    everything = {
+        "notebooks/01_quickstart.ipynb",
+        "notebooks/my_song.ipynb",
+        "notebooks/drafts/01_quickstart.ipynb",
+    }
+    # Without the hook every notebook is a test: the set-up shows what the hook prevents.
+    assert collected == ({"notebooks/01_quickstart.ipynb"} if conftest else everything)
 
 
 @pytest.mark.parametrize("path", PATHS, ids=lambda p: p.stem)
@@ -104,5 +162,5 @@ def test_no_key_and_no_machine_paths_anywhere(path: Path) -> None:
         assert not re.search(r"DASHSCOPE_API_KEY\s*[=\]]", source), "no key set in a notebook"
         for text in _output_texts(cell):
             assert not ABSOLUTE_OUTPUT_PATH.search(text), text[:200]
-            # Audio is stored as the sanitizer's placeholder only.
-            assert not re.search(r"base64,(?!AUDIO)[A-Za-z0-9+/]{100}", text)
+            # Audio and waveforms are stored as the sanitizer's placeholders only.
+            assert not re.search(r"base64,(?!AUDIO|WAVEFORM)[A-Za-z0-9+/]{100}", text)

@@ -267,7 +267,9 @@ def test_cancel_mid_stream_keeps_the_partial_and_the_panel_usable(
     assert job.partial_path.stat().st_size > 0
     sidecar = json.loads(sidecar_path(job.partial_path).read_text(encoding="utf-8"))
     assert sidecar["complete"] is False
-    assert "Song stopped" in panel.result.value
+    assert "Stopped at " in panel.result.value and "funmusic-error" not in panel.result.value
+    assert panel.status.value.startswith("Stopped at ") and "Cancelled" not in panel.status.value
+    assert panel.progress.bar_style == ""
     assert str(job.partial_path) in panel.result.value
     assert "Traceback" not in panel.result.value
     assert panel.history == ()
@@ -327,7 +329,31 @@ def test_broken_stream_shows_the_error_and_saves_the_partial(
     assert job.partial_path is not None and job.partial_path.stat().st_size > 0
     assert "Song failed" in panel.result.value
     assert "Partial audio saved to" in panel.result.value
+    # A real failure stays red, and still plays what arrived.
+    assert "funmusic-error" in panel.result.value and "PARTIAL" in panel.result.value
+    assert panel.result.value.count("<audio") == 1
+    assert panel.status.value.startswith("Failed: ") and panel.progress.bar_style == "danger"
     assert not panel.generate_button.disabled
+    panel.close()
+
+
+def test_embed_limit_gives_wav_songs_a_preview_and_show_reuses_the_card(
+    sim: SimulatorServer, tmp_path: Path
+) -> None:
+    panel = FunMusicPanel(base_url=sim.base_url, output_dir=tmp_path, embed_limit=0)
+    panel.stream.value = False
+    panel.format.value = "wav"
+    panel.text.value = LYRICS
+    panel.generate_button.click()
+    song = panel.wait(TIMEOUT)
+    wait_until(lambda: not panel.busy)
+    assert song is not None and song.format == "wav"
+    card = panel.result.value
+    assert "data:audio/mpeg;base64," in card and "data:audio/wav" not in card
+    assert "Preview: an MP3 at " in card and 'class="funmusic-wav-link"' in card
+    panel.result.value = ""
+    panel.show_button.click()
+    assert panel.result.value == card  # built once on the worker thread, not encoded again
     panel.close()
 
 
@@ -430,6 +456,8 @@ def test_bad_arguments_fail_in_one_line(sim: SimulatorServer) -> None:
         FunMusicPanel(gender="robot", base_url=sim.base_url)
     with pytest.raises(ValidationError, match="mode must be one of"):
         FunMusicPanel(mode="poem", base_url=sim.base_url)
+    with pytest.raises(ValidationError, match="embed_limit must be a whole number of bytes >= 0"):
+        FunMusicPanel(embed_limit=-5, base_url=sim.base_url)
     with pytest.raises(ConfigurationError, match="backend 'api' needs an API key"):
         FunMusicPanel(backend="api")
 

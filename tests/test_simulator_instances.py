@@ -31,20 +31,23 @@ GEN = "/services/audio/music/generation"
 SSE = {"X-DashScope-SSE": "enable"}
 PROMPT = "A bright folk song about a school trip to the sea, guitar and whistling"
 LYRICS = "[verse]\n春风吹过山岗\n我们一起歌唱\n\n[chorus]\n阳光照在脸上\n心里充满希望"
+MODULE = (sys.executable, "-m", "funmusic_jupyter.simulator")
+CLI = (sys.executable, "-m", "funmusic_jupyter", "simulator")  # the `funmusic simulator` command
 
 
 class Instance:
-    """``python -m funmusic_jupyter.simulator`` on a free port, stopped with Ctrl+C."""
+    """``python -m funmusic_jupyter.simulator`` (or ``command``) on a free port, stopped with
+    Ctrl+C."""
 
-    def __init__(self, *args: str, secret: str | None = None) -> None:
+    def __init__(self, *args: str, secret: str | None = None,
+                 command: tuple[str, ...] = MODULE) -> None:
         env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT),
                                                              os.environ.get("PYTHONPATH", "")])}
         env.pop("FUNMUSIC_SIMULATOR_SECRET", None)
         if secret is not None:
             env["FUNMUSIC_SIMULATOR_SECRET"] = secret
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "funmusic_jupyter.simulator", "--port", "0", "--speed", "0",
-             *args],
+            [*command, "--port", "0", "--speed", "0", *args],
             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )
         assert self.proc.stdout is not None
@@ -76,18 +79,20 @@ def on(url: str, root: str) -> str:
     return urlunsplit((other.scheme, other.netloc, parts.path, parts.query, ""))
 
 
-def body(**input: str) -> dict[str, object]:
-    return {"model": "fun-music-v1", "input": input}
+def body(model: str = "fun-music-v1", **input: object) -> dict[str, object]:
+    return {"model": model, "input": input}
 
 
 @pytest.fixture(scope="module")
 def pair() -> Iterator[tuple[Instance, Instance]]:
     first = Instance("--workers", "1", secret="a-school-wide-secret")
     try:
-        second = Instance("--workers", "1", secret="a-school-wide-secret")
+        # The other one as `funmusic simulator`, its secret given on the command line.
+        second = Instance("--workers", "2", "--secret", "a-school-wide-secret", command=CLI)
     except BaseException:
         first.stop()
         raise
+    assert "2 synthesis processes" in second.banner
     yield first, second
     errors = first.stop() + second.stop()
     assert "WARNING" not in errors
@@ -124,6 +129,32 @@ def test_a_streamed_song_downloads_from_the_other_instance(
     downloaded = httpx.get(on(url, first.root), timeout=120)
     assert downloaded.status_code == 200 and downloaded.headers["content-type"] == "audio/wav"
     assert streamed[:4] == b"RIFF" and downloaded.content == streamed
+
+
+def test_instrumental_and_preview_songs_download_from_the_other_instance(
+    pair: tuple[Instance, Instance],
+) -> None:
+    # The URL carries is_instrumental (and the preview model's absent gender): the other
+    # instance, making the song again, must make the instrumental, not the sung song.
+    first, second = pair
+    made: dict[str, bytes] = {}
+    for name, request in [
+        ("sung", body(lyrics=LYRICS)),
+        ("instrumental", body(lyrics=LYRICS, is_instrumental=True)),
+        ("preview", body("fun-music-preview", prompt=PROMPT)),
+        ("preview-instrumental", body("fun-music-preview", prompt=PROMPT, is_instrumental=True)),
+    ]:
+        r = httpx.post(first.base_url + GEN, json=request, timeout=120)
+        assert r.status_code == 200, r.text
+        output = r.json()["output"]
+        there = httpx.get(on(output["audio"]["url"], second.root), timeout=120)
+        here = httpx.get(output["audio"]["url"], timeout=120)
+        assert there.status_code == here.status_code == 200, there.text
+        assert there.content == here.content, name
+        made[name] = here.content
+        if "instrumental" in name:
+            assert output["extra_info"]["lyrics"] == ""
+    assert len(set(made.values())) == len(made)  # four different songs
 
 
 def test_another_secret_does_not_serve_the_url(pair: tuple[Instance, Instance]) -> None:
@@ -163,7 +194,8 @@ def test_an_evicted_song_is_made_again_identically() -> None:
 
 def test_song_tokens_round_trip() -> None:
     for spec in (SongSpec("lyrics", LYRICS, "female", "wav"),
-                 SongSpec("prompt", "x" * 2000, "male", "mp3")):
+                 SongSpec("prompt", "x" * 2000, "male", "mp3"),
+                 SongSpec("prompt", PROMPT, "", "mp3", instrumental=True)):
         token = UrlSigner.token_for(spec)
         assert re.fullmatch(r"[A-Za-z0-9_-]+", token) and len(token) < 3000
         assert UrlSigner.spec_from(token) == spec
@@ -221,10 +253,14 @@ def test_pool_spreads_songs_and_a_disconnect_stops_the_worker() -> None:
     (("--workers", "many"), "--workers"),
     (("--secret", " "), "--secret"),
 ])
-def test_cli_refuses_bad_scale_options(args: tuple[str, ...], word: str) -> None:
-    proc = subprocess.run([sys.executable, "-m", "funmusic_jupyter.simulator", *args],
+@pytest.mark.parametrize("command", [MODULE, CLI], ids=["module", "funmusic-simulator"])
+def test_cli_refuses_bad_scale_options(args: tuple[str, ...], word: str,
+                                       command: tuple[str, ...]) -> None:
+    proc = subprocess.run([*command, *args],
                           cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2 and word in proc.stderr
+    prog = "funmusic simulator" if command == CLI else "python -m funmusic_jupyter.simulator"
+    assert f"usage: {prog}" in proc.stderr
     assert len(proc.stderr.strip().splitlines()[-1]) < 200, proc.stderr
 
 

@@ -132,8 +132,8 @@ def test_error_message_form() -> None:
     with pytest.raises(ValidationError) as info:
         build_request(lyrics="[verse]\n" + chinese(351))
     assert str(info.value) == (
-        "Chinese lyrics for non-streaming must be 5–350 characters; got 351 characters. "
-        "Remove at least 1 character."
+        "Chinese lyrics for non-streaming must be 5–350 characters; got 351 characters, "
+        "not counting spaces or tag lines. Remove at least 1 character."
     )
     with pytest.raises(ValidationError) as info:
         build_request(lyrics="[verse]\n" + english_words(199), stream=True)
@@ -246,7 +246,7 @@ def test_format_values(given: str, sent: str) -> None:
     ("field", "value"),
     [
         ("gender", "robot"),
-        ("gender", None),
+        ("gender", 3),
         ("format", "flac"),
         ("format", 3),
         ("mode", "poem"),
@@ -258,6 +258,11 @@ def test_bad_values_say_what_is_allowed(field: str, value: object) -> None:
     assert f"got {value!r}" in str(info.value) and "must be one of" in str(info.value)
 
 
+def test_no_gender_means_female() -> None:
+    # None is "not given" (fun-music-preview needs that); fun-music-v1 gets its default voice.
+    assert build_request(prompt="a song", gender=None).payload()["input"]["gender"] == "female"
+
+
 def test_stream_must_be_a_bool() -> None:
     with pytest.raises(ValidationError, match="True or False"):
         build_request(prompt="a song", stream="yes")  # type: ignore[arg-type]
@@ -265,8 +270,8 @@ def test_stream_must_be_a_bool() -> None:
 
 def test_extra_input_passes_through_but_not_over_named_fields() -> None:
     assert (
-        build_request(prompt="a song", is_instrumental=True).payload()["input"]["is_instrumental"]
-        is True
+        build_request(prompt="a song", mood="calm").payload()["input"]["mood"]
+        == "calm"
     )
     with pytest.raises(ValidationError, match="JSON-serialisable"):
         build_request(prompt="a song", thing=object())
@@ -307,3 +312,103 @@ def test_mode_can_be_forced() -> None:
         "gender": "female",
         "format": "mp3",
     }
+
+
+# ---- hardening (issue 10) ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["😀🎵🎶", "\u200b\u200b\u200b", "!!! ... ???", "12345 678", "[verse]\n🎵 🎵\n[chorus]\n🎶"],
+)
+@pytest.mark.parametrize("field", ["prompt", "lyrics", "text"])
+def test_text_without_han_or_latin_letters_is_refused(field: str, text: str) -> None:
+    with pytest.raises(ValidationError) as info:
+        build_request(**{field: text})
+    message = str(info.value)
+    assert "at least one Han character or Latin letter" in message
+    assert "\n" not in message and repr(text.strip("\n"))[:6] in message
+
+
+@pytest.mark.parametrize("text", ["a 😀😀", "雨 🎵", "Éé ✨"])
+def test_one_letter_among_emoji_is_enough(text: str) -> None:
+    assert build_request(prompt=text).text == text
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "expected"),
+    [
+        ({"prompt": "hello \ud800 world"}, "prompt must be valid Unicode text; got a lone "
+         "surrogate '\\ud800' at character 7"),
+        ({"lyrics": "[verse]\nrain \udfff here"}, "lyrics must be valid Unicode text; got a "
+         "lone surrogate '\\udfff' at character 14"),
+        ({"prompt": "hi", "model": "fun\ud800"}, "model must be valid Unicode text"),
+        ({"prompt": "hi", "style": {"mood": "\udc80"}}, "extra input 'style' must be valid "
+         "Unicode text"),
+        ({"prompt": "hi", "temperature": float("nan")}, "extra input 'temperature' must be JSON "
+         "without NaN or infinity; got nan"),
+        ({"prompt": "hi", "weights": [1.0, float("inf")]}, "extra input 'weights' must be JSON "
+         "without NaN or infinity; got [1.0, inf]"),
+        ({"prompt": "hi", "when": object()}, "extra input 'when' must be JSON-serialisable; "
+         "got object"),
+    ],
+)
+def test_what_cannot_be_sent_is_a_validation_error(
+    kwargs: dict[str, object], expected: str
+) -> None:
+    with pytest.raises(ValidationError) as info:
+        build_request(**kwargs)  # type: ignore[arg-type]
+    assert str(info.value).startswith(expected)
+
+
+def test_the_validated_body_is_what_httpx_would_send() -> None:
+    import httpx
+
+    request = build_request(prompt="雨の夜 rain"[3:] + " 雨", tempo=1.5, tags=["a", "ü"])
+    sent = httpx.Request("POST", "http://x/", json=request.payload()).content
+    assert request.body() == sent
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("gender", "x" * 5000),
+        ("format", "x" * 5000),
+        ("mode", "x" * 5000),
+        ("model", " " * 5000),  # any other name passes through; blank is refused
+        ("stream", ["x" * 5000]),
+    ],
+)
+def test_errors_quote_a_short_excerpt_of_long_values(field: str, value: object) -> None:
+    with pytest.raises(ValidationError) as info:
+        build_request(prompt="hi", **{field: value})  # type: ignore[arg-type]
+    message = str(info.value)
+    assert len(message) < 200 and "…" in message and "\n" not in message
+
+
+def test_a_long_extra_value_is_quoted_short() -> None:
+    with pytest.raises(ValidationError) as info:
+        build_request(prompt="hi", weights=[float("nan")] * 5000)
+    assert len(str(info.value)) < 200
+
+
+def test_mixed_script_quotes_the_first_run_as_written_with_its_position() -> None:
+    text = "I hear the rain のが fall and then また the night"
+    with pytest.raises(ValidationError) as info:
+        build_request(prompt=text)
+    assert "Japanese kana ('のが' at character 17)" in str(info.value)
+    assert text[16:18] == "のが"
+    # Kanji inside the run belong to it; the position counts in the text as the user wrote it.
+    with pytest.raises(ValidationError) as info:
+        build_request(text="\n\nrain on 東京の雨 tonight")
+    assert "('の雨' at character 13)" in str(info.value)
+
+
+def test_character_counts_say_spaces_are_not_counted() -> None:
+    text = " ".join(["abcd"] * 600)  # len() is 2,999; 2,400 characters without spaces
+    with pytest.raises(ValidationError) as info:
+        build_request(prompt=text)
+    assert "got 2,400 characters, not counting spaces." in str(info.value)
+    with pytest.raises(ValidationError) as info:
+        build_request(prompt=" ".join(["w"] * 1001), stream=True)
+    assert "got 1,001 Chinese characters or English words." in str(info.value)

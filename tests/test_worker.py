@@ -305,3 +305,59 @@ def test_shutdown_cancels_and_saves(slow: SimulatorServer, tmp_path: Path) -> No
     assert not worker.thread.is_alive()
     with pytest.raises(RuntimeError, match="shut down"):
         worker.submit(build_request(text=PROMPT))
+
+
+def test_audio_listener_gets_every_byte_in_order_on_the_worker_thread(
+    fast: SimulatorServer, tmp_path: Path
+) -> None:
+    pieces: list[tuple[bytes, str]] = []
+    request = build_request(prompt=PROMPT, stream=True)
+    job = get_worker().submit(
+        request, client_options=options(fast), output_dir=tmp_path,
+        audio_listener=lambda data: pieces.append((data, threading.current_thread().name)),
+    )
+    song = job.result(30)
+    assert len(pieces) == job.chunks > 1
+    assert b"".join(data for data, _ in pieces) == song.audio
+    assert {name for _, name in pieces} == {THREAD_NAME}
+
+
+def test_audio_listener_attached_late_gets_what_arrived_then_the_rest(tmp_path: Path) -> None:
+    request = build_request(prompt=OTHER, stream=True)
+    with SimulatorServer(speed=16) as sim:
+        job = get_worker().submit(request, client_options=options(sim), output_dir=tmp_path)
+        wait_until(lambda: job.chunks >= 2)
+        pieces: list[bytes] = []
+        job.add_audio_listener(pieces.append)  # from this (the test's) thread, mid-stream
+        song = job.result(60)
+    assert job.chunks > 4
+    assert len(pieces[0]) >= 2 and b"".join(pieces) == song.audio
+
+
+def test_a_failing_audio_listener_does_not_break_the_song(
+    fast: SimulatorServer, tmp_path: Path
+) -> None:
+    def broken(data: bytes) -> None:
+        raise RuntimeError("a player that fails")
+
+    job = get_worker().submit(
+        build_request(prompt=PROMPT, stream=True), client_options=options(fast),
+        output_dir=tmp_path, audio_listener=broken,
+    )
+    assert job.result(30).audio
+
+
+def test_call_later_runs_on_the_loop_thread_after_the_delay_without_a_thread(
+    threads_started: list[tuple[str, str]],
+) -> None:
+    worker = get_worker()
+    ran: list[tuple[float, str]] = []
+    start = time.monotonic()
+    worker.call_later(
+        0.3, lambda: ran.append((time.monotonic() - start, threading.current_thread().name))
+    )
+    worker.call_later(0.05, lambda: 1 / 0)  # a failing call is swallowed, the loop lives on
+    wait_until(lambda: bool(ran), timeout=5)
+    assert ran[0][0] >= 0.3 and ran[0][1] == THREAD_NAME
+    # The worker itself may have started just now (this test alone); nothing else did.
+    assert [name for _, name in threads_started if name != THREAD_NAME] == []

@@ -67,9 +67,12 @@ def _port(text: str) -> int:
     return value
 
 
-def build_parser() -> argparse.ArgumentParser:
+_PROG = "python -m funmusic_jupyter.simulator"
+
+
+def build_parser(prog: str = _PROG) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m funmusic_jupyter.simulator",
+        prog=prog,
         description="Offline Fun-Music SIMULATOR: speaks the DashScope Fun-Music protocol and "
         "makes real (synthesized) songs locally. Nothing is sent to Alibaba Cloud, nothing is "
         "billed.",
@@ -110,14 +113,17 @@ def _cores() -> int:
     return cpu_count()
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def main(argv: Sequence[str] | None = None, *, prog: str = _PROG) -> int:
+    """Run the server until Ctrl+C. ``prog`` names the command in usage and errors
+    (``funmusic simulator`` runs this too)."""
+    parser = build_parser(prog)
+    args = parser.parse_args(argv)
     from ._app import create_app
 
     if args.api_key is not None and not args.api_key.strip():
-        build_parser().error("--api-key must not be empty")
+        parser.error("--api-key must not be empty")
     if args.secret is not None and not args.secret.strip():
-        build_parser().error(f"--secret (or ${SECRET_VARIABLE}) must not be empty")
+        parser.error(f"--secret (or ${SECRET_VARIABLE}) must not be empty")
     workers = args.workers or _cores()
     app = create_app(speed=args.speed, first_chunk_delay=args.first_chunk_delay,
                      api_key=args.api_key, url_ttl=args.url_ttl, rpm=args.rpm,

@@ -467,9 +467,15 @@ def _section_events(
     return events
 
 
-def arrange(*, lyrics: str, gender: str, prompt: str | None = None) -> Arrangement:
-    """Deterministic plan from the inputs (randomness only from a hash of the inputs)."""
-    gender = gender.strip().lower()
+def arrange(
+    *, lyrics: str, gender: str, prompt: str | None = None, instrumental: bool = False
+) -> Arrangement:
+    """Deterministic plan from the inputs (randomness only from a hash of the inputs).
+
+    ``instrumental``: the same song without its lead voice and harmony (``is_instrumental``).
+    An empty ``gender`` (``fun-music-preview`` takes none) sings with the default voice.
+    """
+    gender = gender.strip().lower() or "female"
     if gender not in ("male", "female"):
         raise ValueError(f"gender must be 'male' or 'female', got {gender!r}")
     # Gender is deliberately not part of the seed: male and female versions of a
@@ -545,6 +551,9 @@ def arrange(*, lyrics: str, gender: str, prompt: str | None = None) -> Arrangeme
         if tag == "outro" and i == len(plan) - 1:
             chords = chords[:-1] + (0,)  # the song lands on the tonic
         events = _section_events(b, tag, beat, bars, chords, laid, final=i == len(plan) - 1)
+        if instrumental:
+            # Laid out as if sung (same form, chords and length), then the voices dropped.
+            events = [e for e in events if e.kind not in ("lead", "harmony")]
         events.sort(key=lambda e: (e.start, _KIND_ORDER[e.kind]))
         sections.append(
             Section(

@@ -37,7 +37,7 @@ def _worker_started() -> None:
     from . import _encode  # noqa: F401 (numpy and the music, loaded before the first song)
 
 
-def _first(job: int, spec: list[str]) -> tuple[str, float, int, int, bytes | None]:
+def _first(job: int, spec: list[str | bool]) -> tuple[str, float, int, int, bytes | None]:
     maker = SongMaker(SongSpec.from_json(spec))
     _makers[job] = maker
     chunk = maker.first()

@@ -6,8 +6,10 @@ loop, one chunk per trip, so the first event never waits for the whole song and 
 goes away stops synthesis within one chunk.
 
 A ``SongSpec`` is the whole of what decides a song's bytes: the mode, the text as sent, the
-gender and the format. Synthesis is deterministic, so the spec is all a signed download URL has
-to carry for any process holding the secret to make the same file again (``_tokens``).
+gender (empty for ``fun-music-preview``, which takes none), the format and whether the song is
+instrumental (``is_instrumental``: the same song without its voices, and no lyrics).
+Synthesis is deterministic, so the spec is all a signed download URL has to carry for any
+process holding the secret to make the same file again (``_tokens``).
 """
 
 from __future__ import annotations
@@ -36,28 +38,30 @@ class SongSpec:
 
     mode: str  # "lyrics" | "prompt"
     text: str  # as the client sent it: lyrics come back to the client verbatim
-    gender: str
+    gender: str  # "" for fun-music-preview (the default voice)
     format: str
+    instrumental: bool = False
 
     @classmethod
     def from_request(cls, request: SongRequest, raw_input: Mapping[str, Any]) -> SongSpec:
         raw = raw_input.get(request.mode)
         text = raw if isinstance(raw, str) else request.text
-        return cls(request.mode, text, request.gender, request.format)
+        return cls(request.mode, text, request.gender, request.format, request.instrumental)
 
-    def to_json(self) -> list[str]:
-        return [self.mode, self.text, self.gender, self.format]
+    def to_json(self) -> list[str | bool]:
+        return [self.mode, self.text, self.gender, self.format, self.instrumental]
 
     @classmethod
     def from_json(cls, value: object) -> SongSpec:
         """The inverse of ``to_json``; ``ValueError`` for anything else."""
-        if (not isinstance(value, list) or len(value) != 4
-                or not all(isinstance(v, str) for v in value)):
-            raise ValueError(f"a song spec is a list of 4 strings; got {value!r:.80}")
-        mode, text, gender, fmt = value
+        if (not isinstance(value, list) or len(value) != 5
+                or not all(isinstance(v, str) for v in value[:4])
+                or not isinstance(value[4], bool)):
+            raise ValueError(f"a song spec is a list of 4 strings and a bool; got {value!r:.80}")
+        mode, text, gender, fmt, instrumental = value
         if mode not in ("lyrics", "prompt") or fmt not in ("mp3", "wav"):
             raise ValueError(f"unknown mode or format in song spec: {mode!r}, {fmt!r}")
-        return cls(mode, text, gender, fmt)
+        return cls(mode, text, gender, fmt, instrumental)
 
     @property
     def key(self) -> str:
@@ -88,10 +92,13 @@ class SongMaker:
         spec = self.spec
         if spec.mode == "lyrics":
             self.lyrics = spec.text
-            arr = arrange(lyrics=self.lyrics, gender=spec.gender)
+            arr = arrange(lyrics=self.lyrics, gender=spec.gender, instrumental=spec.instrumental)
         else:
             self.lyrics = write_lyrics(spec.text)
-            arr = arrange(lyrics=self.lyrics, gender=spec.gender, prompt=spec.text)
+            arr = arrange(lyrics=self.lyrics, gender=spec.gender, prompt=spec.text,
+                          instrumental=spec.instrumental)
+        if spec.instrumental:
+            self.lyrics = ""  # nothing is sung, so the song has no lyrics
         self.duration = float(arr.duration)
         self.sample_rate = int(arr.sample_rate)
         self.channels = int(arr.channels)

@@ -30,7 +30,7 @@ __all__ = ["SECRET_VARIABLE", "SONG_FIELD", "UrlSigner", "new_secret"]
 #: Where ``--secret`` defaults from (keeps it out of ``ps``).
 SECRET_VARIABLE = "FUNMUSIC_SIMULATOR_SECRET"
 SONG_FIELD = "song"
-_TOKEN_VERSION = 1
+_TOKEN_VERSION = 2  # 2: the spec holds is_instrumental
 # A token is at most a few KB; a bigger one is refused before it is decompressed.
 _MAX_TOKEN_CHARS = 64 << 10
 _MAX_SPEC_BYTES = 1 << 20

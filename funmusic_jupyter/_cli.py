@@ -1,0 +1,144 @@
+"""``funmusic``: the command line (also ``python -m funmusic_jupyter``).
+
+    funmusic lab notebooks/01_quickstart.ipynb   # JupyterLab, as root too
+    funmusic make "Rainy night piano" -o rain.mp3  # one song; prints its path (_commands)
+    funmusic batch songs.txt --out songs/         # one song a line, within the rate limit
+    funmusic simulator --port 8765 --speed 4     # = python -m funmusic_jupyter.simulator
+
+One ``argparse`` parser with a sub-parser per command; each command is a function that takes
+the parsed namespace and the arguments it passes on, and returns the exit code. Exit codes:
+0 done, 1 failed, 2 bad usage (argparse's own convention).
+
+Why ``lab``: ``jupyter lab`` refuses to start as root (a container, a classroom VM) unless it is
+given ``--allow-root``. ``funmusic lab`` adds that flag when, and only when, the effective user
+is root; for everyone else it is ``jupyter lab`` with exactly the arguments given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Sequence
+from typing import NoReturn
+
+from ._commands import add_commands
+from ._version import __version__
+
+__all__ = ["build_parser", "lab_argv", "main"]
+
+_EXAMPLES = """\
+examples:
+  funmusic make "Melancholic piano, rainy night yearning" -o rain.mp3
+      make one song and print its path; `funmusic make --help` shows its options
+  funmusic batch songs.txt --out songs/ --rpm 60
+      one song per line of songs.txt, at most 60 requests a minute, then a summary table
+  funmusic lab notebooks/01_quickstart.ipynb
+      open the quickstart notebook in JupyterLab (no key set: songs come from the simulator)
+  funmusic lab --port 8899 --no-browser
+      any option of jupyter lab is passed on; `funmusic lab --help` shows them
+  funmusic simulator --host 0.0.0.0 --port 8765 --speed 4
+      a simulator for a classroom; `funmusic simulator --help` shows its options
+"""
+
+_LAB_HELP = (
+    "run JupyterLab with these arguments (adds --allow-root only when run as root)"
+)
+_NO_LAB = (
+    "funmusic lab: JupyterLab is not installed for {python}; "
+    "install it with: {python} -m pip install 'funmusic-jupyter[lab]'\n"
+)
+# Flags that already settle the question: the user's own choice wins.
+_ROOT_FLAGS = ("--allow-root", "--no-allow-root", "--ServerApp.allow_root")
+
+Command = Callable[[argparse.Namespace, list[str]], int]
+
+
+def is_root() -> bool:
+    """Whether the effective user is root (never on Windows, which has no euid)."""
+    geteuid = getattr(os, "geteuid", None)
+    return geteuid is not None and geteuid() == 0
+
+
+def lab_argv(args: Sequence[str], *, root: bool, python: str = sys.executable) -> list[str]:
+    """The command ``funmusic lab ARGS`` runs: this interpreter's JupyterLab with ``args``,
+    plus ``--allow-root`` for root unless ``args`` already decide it. Nothing added otherwise."""
+    argv = [python, "-m", "jupyterlab"]
+    decided = any(a.split("=", 1)[0] in _ROOT_FLAGS for a in args)
+    if root and not decided:
+        # First, not last: anything after a "--" in args would be taken as a file name.
+        argv.append("--allow-root")
+    return argv + list(args)
+
+
+def _exec(argv: list[str]) -> int:
+    """Become ``argv`` (POSIX), so Ctrl+C reaches JupyterLab's own shutdown prompt directly and
+    its exit code is ours; elsewhere, run it and wait."""
+    if os.name == "posix":
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.execv(argv[0], argv)  # returns only by raising OSError
+    return subprocess.call(argv)
+
+
+def _lab(args: argparse.Namespace, rest: list[str]) -> int:
+    if importlib.util.find_spec("jupyterlab") is None:
+        sys.stderr.write(_NO_LAB.format(python=sys.executable))
+        return 1
+    try:
+        code = _exec(lab_argv(rest, root=is_root()))
+    except OSError as exc:
+        sys.stderr.write(f"funmusic lab: cannot start JupyterLab: {exc.strerror or exc}\n")
+        return 1
+    return 0 if code == 0 else 1
+
+
+def _simulator(args: argparse.Namespace, rest: list[str]) -> int:
+    from .simulator.__main__ import main as simulator_main
+
+    return simulator_main(rest, prog="funmusic simulator")
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        # argparse's usage line, then one line saying what was wrong; exit code 2.
+        self.print_usage(sys.stderr)
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog.split()[0]} --help)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="funmusic",
+        description="Fun-Music in Jupyter: make songs, start JupyterLab or the offline simulator.",
+        epilog=_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"funmusic {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    # Pass-through commands take no options of their own: everything after the command name,
+    # --help included, belongs to the program they run.
+    for name, run, help_text in (
+        ("lab", _lab, _LAB_HELP),
+        ("simulator", _simulator, "run the offline Fun-Music simulator as a server"),
+    ):
+        sub = commands.add_parser(name, help=help_text, add_help=False)
+        sub.set_defaults(run=run, passthrough=True)
+    add_commands(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """The ``funmusic`` console script. Returns the exit code."""
+    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args, rest = parser.parse_known_args(argv)
+    # A pass-through command takes everything after its name; anything else unknown (an option
+    # before the command name) is a mistake, not something to hand on.
+    passed = argv[argv.index(args.command) + 1 :] if getattr(args, "passthrough", False) else []
+    stray = rest[: len(rest) - len(passed)]
+    if stray or rest[len(stray) :] != passed:
+        parser.error(f"unrecognized arguments: {' '.join(stray or rest)}")
+    run: Command = args.run
+    return run(args, passed)

@@ -1,0 +1,227 @@
+"""Spending: what this kernel session has cost, what the library cost, and the budget.
+
+- The session's running total counts the billed seconds of every song this process made (not
+  songs reused from disk, which cost nothing, and not the simulator's, which is free). Every
+  front end reports a finished song with ``record``: the worker (magic, panel) and the Python
+  API do.
+- ``check_budget`` is the one budget check, called before anything is sent. The budget is
+  ``FunMusicMagics.budget`` when the extension is loaded (``%config FunMusicMagics.budget = 1``),
+  else none, unless the caller passes one. It refuses a request to the real service once the
+  session has spent the budget; the simulator is free and never refused.
+- ``cost_report`` adds up a library's songs per day, the real service apart from the simulator.
+  A partial song's billed length is unknown (the service never said), so it is not counted.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import date
+from typing import TYPE_CHECKING, Any
+
+from ._errors import BudgetExceededError
+from ._html import BOX, TABLE, TD, TH, format_money
+from ._html import escape as _e
+
+if TYPE_CHECKING:
+    from ._library import LibraryEntry
+    from ._models import Song
+
+__all__ = [
+    "CostReport",
+    "check_budget",
+    "configured",
+    "cost_report",
+    "record",
+    "session_seconds",
+    "session_total_text",
+]
+
+_lock = threading.Lock()
+_billed_seconds = 0.0  # this process's songs from the real service
+_songs = 0
+
+
+def record(song: Song) -> None:
+    """Count a song just made (not one reused from disk) in the session's spending."""
+    global _billed_seconds, _songs
+    if song.simulated or song.made_at is not None:
+        return
+    with _lock:
+        _billed_seconds += float(song.duration)
+        _songs += 1
+
+
+def session_seconds() -> float:
+    """Seconds billed by the real service in this session (this kernel process)."""
+    with _lock:
+        return _billed_seconds
+
+
+def _reset_session() -> None:
+    """Forget the session's spending (tests)."""
+    global _billed_seconds, _songs
+    with _lock:
+        _billed_seconds, _songs = 0.0, 0
+
+
+def configured(name: str, default: Any) -> Any:
+    """``FunMusicMagics.<name>`` when the extension is loaded in this IPython, else ``default``:
+    so ``%config`` reaches the panel and the Python API too."""
+    try:
+        from IPython import get_ipython
+    except ImportError:  # pragma: no cover - IPython is a dependency
+        return default
+    shell = get_ipython()
+    magics = shell.magics_manager.registry.get("FunMusicMagics") if shell is not None else None
+    return getattr(magics, name, default) if magics is not None else default
+
+
+def session_total_text(price_per_second: float, currency: str) -> str:
+    """The metadata table's "Session total" row."""
+    seconds = session_seconds()
+    text = f"{format_money(seconds * price_per_second, currency)} ({seconds:g} s billed)"
+    budget = configured("budget", None)
+    if isinstance(budget, (int, float)):
+        text += f" of a {format_money(float(budget), currency)} budget"
+    return text
+
+
+def check_budget(
+    *,
+    backend: str,
+    budget: float | None = None,
+    price_per_second: float | None = None,
+    currency: str | None = None,
+) -> None:
+    """Raise ``BudgetExceededError`` (nothing is sent) when this session's spending has reached
+    the budget. ``backend`` is the resolved one: the simulator is free and always allowed.
+    ``None`` arguments take ``FunMusicMagics``'s configured values (no budget if not loaded)."""
+    if backend == "simulator":
+        return
+    if budget is None:
+        budget = configured("budget", None)
+    if budget is None:
+        return
+    price = (
+        price_per_second if price_per_second is not None else configured("price_per_second", 0.002)
+    )
+    money = currency if currency is not None else configured("currency", "CNY")
+    seconds = session_seconds()
+    spent = seconds * float(price)
+    if spent >= float(budget):
+        raise BudgetExceededError(
+            f"budget reached: this session has spent {format_money(spent, money)} "
+            f"({seconds:g} s billed) of its {format_money(float(budget), money)} budget, so "
+            "nothing was sent; raise it with %config FunMusicMagics.budget = <amount> "
+            "(or budget=None to turn it off)"
+        )
+
+
+# -- what the library cost ------------------------------------------------------------------------
+@dataclass
+class _Day:
+    billed_seconds: float = 0.0
+    cost: float = 0.0
+    songs: int = 0
+    simulated_seconds: float = 0.0
+    simulated_songs: int = 0
+
+
+@dataclass
+class CostReport:
+    """Billed seconds and cost per day (local time) and in total, real service apart from the
+    simulator (free). ``days`` maps each day to its figures, newest first."""
+
+    currency: str
+    price_per_second: float
+    days: dict[date, _Day] = field(default_factory=dict)
+    partial_songs: int = 0
+
+    @property
+    def billed_seconds(self) -> float:
+        return round(sum(d.billed_seconds for d in self.days.values()), 6)
+
+    @property
+    def cost(self) -> float:
+        return round(sum(d.cost for d in self.days.values()), 6)
+
+    @property
+    def simulated_seconds(self) -> float:
+        return round(sum(d.simulated_seconds for d in self.days.values()), 6)
+
+    def _rows(self) -> list[tuple[str, str, str, str]]:
+        rows = []
+        for day, d in self.days.items():
+            rows.append(
+                (
+                    day.isoformat(),
+                    f"{d.songs} song{'s' if d.songs != 1 else ''}, {d.billed_seconds:g} s",
+                    format_money(d.cost, self.currency),
+                    f"{d.simulated_songs} song{'s' if d.simulated_songs != 1 else ''}, "
+                    f"{d.simulated_seconds:g} s",
+                )
+            )
+        songs = sum(d.songs for d in self.days.values())
+        sim = sum(d.simulated_songs for d in self.days.values())
+        rows.append(
+            (
+                "total",
+                f"{songs} song{'s' if songs != 1 else ''}, {self.billed_seconds:g} s",
+                format_money(self.cost, self.currency),
+                f"{sim} song{'s' if sim != 1 else ''}, {self.simulated_seconds:g} s",
+            )
+        )
+        return rows
+
+    def _footer(self) -> str:
+        session = session_total_text(self.price_per_second, self.currency)
+        partial = (
+            f"; {self.partial_songs} partial song(s) not counted (their billed length is unknown)"
+            if self.partial_songs
+            else ""
+        )
+        return f"this kernel session: {session}; the simulator is free{partial}"
+
+    def __repr__(self) -> str:
+        head = ("day", "Fun-Music (billed)", "cost", "simulator (free)")
+        rows = [head, *self._rows()]
+        widths = [max(len(r[i]) for r in rows) for i in range(4)]
+        lines = [
+            "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows
+        ]
+        return "\n".join([*lines, self._footer()])
+
+    def _repr_html_(self) -> str:
+        head = "".join(
+            f'<th style="{TH} border-top: none;">{_e(c)}</th>'
+            for c in ("day", "Fun-Music (billed)", "cost", "simulator (free)")
+        )
+        body = "".join(
+            "<tr>" + "".join(f'<td style="{TD}">{_e(c)}</td>' for c in r) + "</tr>"
+            for r in self._rows()
+        )
+        return (
+            f'<div class="funmusic-cost" style="{BOX}"><table style="{TABLE}"><thead><tr>{head}'
+            f"</tr></thead><tbody>{body}</tbody></table><div>{_e(self._footer())}</div></div>"
+        )
+
+
+def cost_report(
+    entries: Iterable[LibraryEntry], *, price_per_second: float, currency: str
+) -> CostReport:
+    report = CostReport(currency=currency, price_per_second=price_per_second)
+    for entry in sorted(entries, key=lambda e: e.when, reverse=True):
+        if entry.partial or entry.duration is None:
+            report.partial_songs += 1
+            continue
+        day = report.days.setdefault(entry.when.astimezone().date(), _Day())
+        if entry.simulated:
+            day.simulated_seconds += entry.duration
+            day.simulated_songs += 1
+        else:
+            day.billed_seconds += entry.duration
+            day.cost += entry.duration * price_per_second
+            day.songs += 1
+    return report
