@@ -224,6 +224,23 @@ def test_workers_make_the_same_songs_in_their_own_processes() -> None:
     assert pooled == made_here and len(set(pooled)) == len(bodies)
 
 
+def test_workers_exit_when_their_server_is_killed() -> None:
+    psutil = pytest.importorskip("psutil")
+    server = Instance("--workers", "2")
+    try:
+        workers = [w for w in psutil.Process(server.proc.pid).children()
+                   if "spawn_main" in " ".join(w.cmdline())]
+        assert len(workers) == 2
+    finally:
+        server.proc.kill()  # as the OOM killer would: no Ctrl+C, no clean-up in the server
+        server.proc.communicate(timeout=60)
+    # Patience for a loaded machine, not a speed check.
+    _, alive = psutil.wait_procs(workers, timeout=60)
+    for worker in alive:
+        worker.kill()
+    assert alive == []
+
+
 def test_pool_spreads_songs_and_a_disconnect_stops_the_worker() -> None:
     # Paced at real time a song takes minutes: each worker holds one until the clients leave.
     with SimulatorServer(speed=1, workers=2) as server:

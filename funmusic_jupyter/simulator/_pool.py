@@ -9,7 +9,8 @@ songs now, so load spreads evenly and a new song's first chunk waits behind as l
 possible. Each call is one step (plan + first chunk, next chunk, close), so a client that leaves
 stops its song's synthesis after the chunk in flight: the close is queued behind it.
 
-One event loop admits every request, so ``--rpm`` counts the whole server.
+One event loop admits every request, so ``--rpm`` counts the whole server. A worker whose server
+was killed outright notices within a second and exits.
 """
 
 from __future__ import annotations
@@ -17,7 +18,10 @@ from __future__ import annotations
 import asyncio
 import itertools
 import multiprocessing
+import os
 import signal
+import threading
+import time
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
@@ -26,14 +30,29 @@ from ._synthesis import SongMaker, SongSpec
 
 __all__ = ["SynthesisPool"]
 
+_PARENT_POLL = 1.0  # seconds between a worker's checks that its server is still there
+
 # ----------------------------------------------------------------- in a worker process
 
 _makers: dict[int, SongMaker] = {}
 
 
-def _worker_started() -> None:
+def _exit_when_orphaned(parent: int) -> None:
+    # A server killed outright (SIGKILL, the OOM killer) cannot stop its workers, and a worker
+    # waiting for its next call would wait forever: each one checks that its server is there.
+    while True:
+        time.sleep(_PARENT_POLL)
+        if os.getppid() != parent:
+            os._exit(0)
+
+
+def _worker_started(parent: int) -> None:
     # Ctrl+C in a terminal reaches the whole process group: the server stops its workers.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if os.getppid() != parent:  # the server died while this one was starting
+        os._exit(0)
+    threading.Thread(target=_exit_when_orphaned, args=(parent,), name="parent-pid",
+                     daemon=True).start()
     from . import _encode  # noqa: F401 (numpy and the music, loaded before the first song)
 
 
@@ -101,7 +120,8 @@ class SynthesisPool:
         self._jobs = itertools.count()
 
     def _new_executor(self) -> ProcessPoolExecutor:
-        return ProcessPoolExecutor(1, mp_context=self._context, initializer=_worker_started)
+        return ProcessPoolExecutor(1, mp_context=self._context, initializer=_worker_started,
+                                   initargs=(os.getpid(),))
 
     def lease(self, spec: SongSpec) -> _Lease:
         worker = min(range(self.workers), key=self._songs.__getitem__)
