@@ -97,7 +97,7 @@ def build_parser(prog: str = _PROG) -> argparse.ArgumentParser:
                         help="seconds a download URL stays valid (default 86400)")
     parser.add_argument("--rpm", type=_positive_int, default=180, metavar="N",
                         help="requests per minute before 429 Throttling.RateQuota, counted by "
-                        "each worker process on its own (default 180)")
+                        "this instance as a whole, whatever --workers (default 180)")
     parser.add_argument("--secret", default=os.environ.get(SECRET_VARIABLE) or None,
                         metavar="TEXT",
                         help="signs download URLs: instances with the same secret serve each "
