@@ -241,6 +241,18 @@ def test_workers_exit_when_their_server_is_killed() -> None:
     assert alive == []
 
 
+def test_rpm_counts_the_whole_instance_whatever_its_workers() -> None:
+    server = Instance("--workers", "2", "--rpm", "3")
+    try:
+        bad = body(lyrics="[verse]\nhi")  # refused after admission: counted, nothing made
+        for _ in range(3):  # each on its own connection, as three students' would be
+            assert httpx.post(server.base_url + GEN, json=bad, timeout=60).status_code == 400
+        r = httpx.post(server.base_url + GEN, json=body(prompt=PROMPT), timeout=60)
+        assert r.status_code == 429 and r.json()["code"] == "Throttling.RateQuota"
+    finally:
+        server.stop()
+
+
 def test_pool_spreads_songs_and_a_disconnect_stops_the_worker() -> None:
     # Paced at real time a song takes minutes: each worker holds one until the clients leave.
     with SimulatorServer(speed=1, workers=2) as server:
