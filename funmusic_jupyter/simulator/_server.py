@@ -26,9 +26,6 @@ from ._app import API_PREFIX, SimulatorState, create_app
 __all__ = ["SimulatorServer", "base_url_for", "bind_socket", "config_kwargs", "cpu_count",
            "is_loopback", "make_config"]
 
-SPEED_ENV = "FUNMUSIC_SIMULATOR_SPEED"
-EMBEDDED_SPEED = 4.0
-EMBEDDED_FIRST_CHUNK_DELAY = 0.5
 _START_TIMEOUT = 30.0
 _STOP_TIMEOUT = 10.0
 
