@@ -134,7 +134,7 @@ class AsyncFunMusicClient(_ClientCore):
         """Generate a pre-validated request (emits no warnings)."""
         if request.stream:
             async with self.stream_request(request, headers=headers) as song_stream:
-                async for _ in song_stream:
+                async for _event in song_stream:
                     pass
             assert song_stream.song is not None  # iteration ends only after StreamFinished
             return song_stream.song

@@ -15,6 +15,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from pathlib import Path
 
+from ._i18n import _, clip, current_language
 from ._validation import first_line
 
 __all__ = [
@@ -30,6 +31,7 @@ __all__ = [
     "TABLE",
     "TD",
     "TH",
+    "box_open",
     "escape",
     "format_money",
     "link_html",
@@ -82,6 +84,22 @@ HEADING = "font-weight: 600; margin: 8px 0 2px; font-size: 12px; text-transform:
 DASH = "—"
 
 
+# Chinese output says so (lang): browsers then take Chinese glyphs for Han characters (not
+# Japanese ones) from the front end's font stack, and a long run with no break opportunity
+# (a path, a URL next to Chinese text) wraps instead of overflowing the box. English output
+# keeps its exact bytes: notebooks checked by nbval store it.
+_ZH_BOX = ' lang="zh-CN"'
+_ZH_WRAP = " overflow-wrap: anywhere;"
+
+
+def box_open(css_class: str, style: str) -> str:
+    """The opening tag of an output's outer box, marked with the current language when it is
+    not English."""
+    if current_language() == "zh":
+        return f'<div class="{css_class}" style="{style}{_ZH_WRAP}"{_ZH_BOX}>'
+    return f'<div class="{css_class}" style="{style}">'
+
+
 def escape(value: object) -> str:
     return html.escape(str(value), quote=True)
 
@@ -96,7 +114,7 @@ def format_money(amount: float, currency: str) -> str:
 
 
 def seconds_text(value: float | None, digits: int = 2) -> str:
-    return DASH if value is None else f"{value:.{digits}f} s"
+    return DASH if value is None else _("{seconds} s").format(seconds=f"{value:.{digits}f}")
 
 
 def local_time(moment: datetime | None) -> str:
@@ -124,13 +142,13 @@ def notes_html(notes: Sequence[str]) -> str:
 
 
 def notes_text(notes: Sequence[str]) -> str:
-    return "".join(f"\nnote: {n}" for n in notes)
+    return "".join(_("\nnote: {note}").format(note=n) for n in notes)
 
 
 def title_of(text: str) -> str:
-    """The first line of lyrics or a prompt, cut to 80 characters."""
+    """The first line of lyrics or a prompt, cut to 80 characters (never inside one)."""
     line = first_line(text)
-    return line if len(line) <= 80 else line[:79] + "…"
+    return line if len(line) <= 80 else clip(line, 79) + "…"
 
 
 def link_path(path: str | os.PathLike[str], base_dir: str | os.PathLike[str] | None = None) -> str:

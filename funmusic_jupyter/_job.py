@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from ._errors import GenerationCancelled
+from ._i18n import Language, _
 from ._models import AudioChunk, Song
 from ._spending import record
 from ._storage import save_partial, save_song
@@ -82,9 +83,13 @@ class Job:
         client_options: Mapping[str, Any],
         output_dir: str | Path | None,
         headers: Mapping[str, str] | None,
+        language: Language = "en",
     ) -> None:
         self.id = job_id
         self.request = request
+        # The language of whoever submitted the job: its messages (a stopped song's reason, a
+        # broken stream's) are written in it on the worker thread (see _i18n).
+        self.language: Language = language
         # Private: it may hold an api_key= given to the panel, which no repr or casual
         # ``job.<tab>`` in a notebook should show.
         self._client_options = dict(client_options)
@@ -225,9 +230,9 @@ class Job:
         else:
             if self.error is None:
                 reason = (
-                    "stopped before the song was finished"
+                    _("stopped before the song was finished")
                     if self._cancel_requested
-                    else "the kernel shut down before the song was finished"
+                    else _("the kernel shut down before the song was finished")
                 )
                 self.error = GenerationCancelled(reason)
             partial = self._partial_audio()

@@ -21,8 +21,9 @@ from datetime import date
 from typing import TYPE_CHECKING, Any
 
 from ._errors import BudgetExceededError
-from ._html import BOX, TABLE, TD, TH, format_money
+from ._html import BOX, TABLE, TD, TH, box_open, format_money
 from ._html import escape as _e
+from ._i18n import _, display_width, displaying, ngettext, pad, use_language
 
 if TYPE_CHECKING:
     from ._library import LibraryEntry
@@ -81,11 +82,13 @@ def configured(name: str, default: Any) -> Any:
 def session_total_text(price_per_second: float, currency: str) -> str:
     """The metadata table's "Session total" row."""
     seconds = session_seconds()
-    text = f"{format_money(seconds * price_per_second, currency)} ({seconds:g} s billed)"
+    money = format_money(seconds * price_per_second, currency)
     budget = configured("budget", None)
     if isinstance(budget, (int, float)):
-        text += f" of a {format_money(float(budget), currency)} budget"
-    return text
+        return _("{money} ({seconds:g} s billed) of a {budget} budget").format(
+            money=money, seconds=seconds, budget=format_money(float(budget), currency)
+        )
+    return _("{money} ({seconds:g} s billed)").format(money=money, seconds=seconds)
 
 
 def check_budget(
@@ -112,10 +115,15 @@ def check_budget(
     spent = seconds * float(price)
     if spent >= float(budget):
         raise BudgetExceededError(
-            f"budget reached: this session has spent {format_money(spent, money)} "
-            f"({seconds:g} s billed) of its {format_money(float(budget), money)} budget, so "
-            "nothing was sent; raise it with %config FunMusicMagics.budget = <amount> "
-            "(or budget=None to turn it off)"
+            _(
+                "budget reached: this session has spent {spent} ({seconds:g} s billed) of its "
+                "{budget} budget, so nothing was sent; raise it with "
+                "%config FunMusicMagics.budget = <amount> (or budget=None to turn it off)"
+            ).format(
+                spent=format_money(spent, money),
+                seconds=seconds,
+                budget=format_money(float(budget), money),
+            )
         )
 
 
@@ -159,57 +167,78 @@ class CostReport:
             rows.append(
                 (
                     day.isoformat(),
-                    f"{d.songs} song{'s' if d.songs != 1 else ''}, {d.billed_seconds:g} s",
+                    _songs_seconds(d.songs, d.billed_seconds),
                     format_money(d.cost, self.currency),
-                    f"{d.simulated_songs} song{'s' if d.simulated_songs != 1 else ''}, "
-                    f"{d.simulated_seconds:g} s",
+                    _songs_seconds(d.simulated_songs, d.simulated_seconds),
                 )
             )
         songs = sum(d.songs for d in self.days.values())
         sim = sum(d.simulated_songs for d in self.days.values())
         rows.append(
             (
-                "total",
-                f"{songs} song{'s' if songs != 1 else ''}, {self.billed_seconds:g} s",
+                _("total"),
+                _songs_seconds(songs, self.billed_seconds),
                 format_money(self.cost, self.currency),
-                f"{sim} song{'s' if sim != 1 else ''}, {self.simulated_seconds:g} s",
+                _songs_seconds(sim, self.simulated_seconds),
             )
         )
         return rows
 
     def _footer(self) -> str:
         partial = (
-            f"; {self.partial_songs} partial song(s) not counted (their billed length is unknown)"
+            _(
+                "; {count} partial song(s) not counted (their billed length is unknown)"
+            ).format(count=self.partial_songs)
             if self.partial_songs
             else ""
         )
         if not self.session:
-            return f"the simulator is free{partial}"
+            return _("the simulator is free{partial}").format(partial=partial)
         session = session_total_text(self.price_per_second, self.currency)
-        return f"this kernel session: {session}; the simulator is free{partial}"
+        return _("this kernel session: {session}; the simulator is free{partial}").format(
+            session=session, partial=partial
+        )
+
+    def _head(self) -> tuple[str, str, str, str]:
+        return (_("day"), _("Fun-Music (billed)"), _("cost"), _("simulator (free)"))
 
     def __repr__(self) -> str:
-        head = ("day", "Fun-Music (billed)", "cost", "simulator (free)")
-        rows = [head, *self._rows()]
-        widths = [max(len(r[i]) for r in rows) for i in range(4)]
+        # The text/plain nbval compares: English whatever the language (see _i18n).
+        with use_language("en"):
+            return self.text()
+
+    def text(self) -> str:
+        """The table as text, in the current language (``repr`` is this, in English)."""
+        rows = [self._head(), *self._rows()]
+        footer = self._footer()
+        # Display widths, not len(): a Chinese heading takes two columns a character.
+        widths = [max(display_width(r[i]) for r in rows) for i in range(4)]
         lines = [
-            "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows
+            "  ".join(pad(c, w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows
         ]
-        return "\n".join([*lines, self._footer()])
+        return "\n".join([*lines, footer])
 
     def _repr_html_(self) -> str:
-        head = "".join(
-            f'<th style="{TH} border-top: none;">{_e(c)}</th>'
-            for c in ("day", "Fun-Music (billed)", "cost", "simulator (free)")
-        )
+        with displaying():
+            return self._html()
+
+    def _html(self) -> str:
+        head = "".join(f'<th style="{TH} border-top: none;">{_e(c)}</th>' for c in self._head())
         body = "".join(
             "<tr>" + "".join(f'<td style="{TD}">{_e(c)}</td>' for c in r) + "</tr>"
             for r in self._rows()
         )
         return (
-            f'<div class="funmusic-cost" style="{BOX}"><table style="{TABLE}"><thead><tr>{head}'
+            f'{box_open("funmusic-cost", BOX)}<table style="{TABLE}"><thead><tr>{head}'
             f"</tr></thead><tbody>{body}</tbody></table><div>{_e(self._footer())}</div></div>"
         )
+
+
+def _songs_seconds(songs: int, seconds: float) -> str:
+    """``2 songs, 61.5 s``."""
+    return ngettext("{count} song, {seconds:g} s", "{count} songs, {seconds:g} s", songs).format(
+        count=songs, seconds=seconds
+    )
 
 
 def cost_report(

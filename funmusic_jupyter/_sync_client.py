@@ -134,7 +134,7 @@ class FunMusicClient(_ClientCore):
         """Generate a pre-validated request (emits no warnings)."""
         if request.stream:
             with self.stream_request(request, headers=headers) as song_stream:
-                for _ in song_stream:
+                for _event in song_stream:
                     pass
             assert song_stream.song is not None  # iteration ends only after StreamFinished
             return song_stream.song

@@ -32,6 +32,7 @@ from anyio.from_thread import BlockingPortal
 
 from ._config import Settings, resolve_settings
 from ._errors import StreamInterruptedError
+from ._i18n import Language, _, current_language, use_language
 from ._job import FINAL_STATES, AudioListener, Job, Listener
 from ._library import song_key
 from ._models import AudioChunk, Song, StreamFinished
@@ -136,6 +137,7 @@ class Worker:
         listener: Listener | None = None,
         min_interval: float = 0.25,
         audio_listener: AudioListener | None = None,
+        language: Language | None = None,
     ) -> Job:
         """Start a song in the background and return its ``Job`` at once.
 
@@ -144,6 +146,8 @@ class Worker:
         ``listener`` is attached before the job starts, so it sees every event, and
         ``audio_listener`` every audio byte (see ``Job.add_audio_listener``). Returns as
         soon as the loop has taken the job (anyio's ``start_task_soon``), normally at once.
+        ``language`` is what the job's own messages are written in (default: the caller's
+        ``current_language()``, captured now: the task runs on another thread).
         """
         if self._portal is None:
             raise RuntimeError("the funmusic worker has been shut down")
@@ -155,6 +159,7 @@ class Worker:
                 client_options=client_options or {},
                 output_dir=output_dir,
                 headers=headers,
+                language=language or current_language(),
             )
             self._jobs[job.id] = job
         if listener is not None:
@@ -194,6 +199,12 @@ class Worker:
 
     # -- on the loop ----------------------------------------------------------------------
     async def _run(self, job: Job) -> None:
+        # The task's own context (anyio gives each task a copy): the language set here is the
+        # job's for everything the task does and every listener it calls, and no other job's.
+        with use_language(job.language):
+            await self._run_job(job)
+
+    async def _run_job(self, job: Job) -> None:
         job._t0 = time.monotonic()
         job.state = "waiting" if job.request.stream else "generating"
         try:
@@ -245,7 +256,7 @@ async def _produce(job: Job) -> Song:
         song = song or stream.song
         if song is None:
             raise StreamInterruptedError(
-                "the stream ended without its final event",
+                _("the stream ended without its final event"),
                 partial_audio=bytes(stream.partial_audio),
             )
         song.key = key
