@@ -6,6 +6,10 @@ the test suite bill them: the DashScope variables are removed and HOME points at
 folder (so ``~/.dashscope/api_key`` is not found) before any kernel starts. Everything then
 runs on the simulator.
 
+The language is pinned too: ``FUNMUSIC_LANGUAGE`` is removed and the locale set to ``C.UTF-8``,
+so a developer whose locale is Chinese still gets the English outputs the notebooks store
+(``language="auto"`` follows the locale). Tests of the Chinese side ask for it explicitly.
+
 It also decides which notebooks are tests: only the shipped teaching notebooks, listed in
 ``notebooks/teaching-notebooks.txt`` (written by ``notebooks/build_notebooks.py``). A notebook a
 user saves in ``notebooks/`` is their own, not a test that fails because nbval re-ran it.
@@ -21,6 +25,7 @@ from pathlib import Path
 import pytest
 
 from funmusic_jupyter._config import ENVIRONMENT_VARIABLES
+from funmusic_jupyter._i18n import ENV_VARIABLE as LANGUAGE_VARIABLE
 
 NOTEBOOKS = Path(__file__).resolve().parent / "notebooks"
 MANIFEST = NOTEBOOKS / "teaching-notebooks.txt"
@@ -46,6 +51,9 @@ def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool 
 def pytest_configure(config: pytest.Config) -> None:
     for name in ENVIRONMENT_VARIABLES:
         os.environ.pop(name, None)
+    os.environ.pop(LANGUAGE_VARIABLE, None)
+    os.environ.pop("LC_MESSAGES", None)
+    os.environ["LC_ALL"] = os.environ["LANG"] = "C.UTF-8"
     home = tempfile.mkdtemp(prefix="funmusic-test-home-")
     os.environ["HOME"] = home
 

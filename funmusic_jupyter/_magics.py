@@ -36,6 +36,7 @@ from traitlets import Bool, CaselessStrEnum, Float, Int, TraitError, Unicode, va
 from . import _render
 from ._config import Settings, resolve_settings
 from ._errors import GenerationCancelled, quote
+from ._i18n import LANGUAGES, current_language, use_language
 from ._library import Library, find_reusable, library, reuse_note
 from ._live_session import LiveSession
 from ._models import Song
@@ -134,6 +135,12 @@ class FunMusicMagics(Magics):
         allow_none=True,
         help="Refuse new requests to the real service once this kernel session has spent this "
         "much (in the currency); None: no budget. The simulator is free.",
+    ).tag(config=True)
+    language = CaselessStrEnum(
+        LANGUAGES,
+        default_value="auto",
+        help="What the magic's output, notes and messages are written in: en, zh, or auto "
+        "(FUNMUSIC_LANGUAGE when set, else the kernel's locale: LC_ALL, LC_MESSAGES, LANG).",
     ).tag(config=True)
     embed_limit = Int(
         _render.DEFAULT_EMBED_LIMIT,
@@ -238,10 +245,13 @@ class FunMusicMagics(Magics):
         embedded as an MP3 preview). The cell body is sent exactly as typed: no ``{}`` or
         ``$`` expansion.
         """
-        if cell is None:
-            self._line(line)
-        else:
-            self._cell(line, cell)
+        # Everything this cell shows speaks the magic's language; a song's later updates come
+        # from the worker thread and carry the language with them (see _cell's update()).
+        with use_language(self.language):
+            if cell is None:
+                self._line(line)
+            else:
+                self._cell(line, cell)
 
     # -- cell ----------------------------------------------------------------------------------
     def _parse(self, line: str) -> argparse.Namespace:
@@ -368,8 +378,14 @@ class FunMusicMagics(Magics):
         )
         live_handle: Any = display(session.player, display_id=True) if session else None
 
+        language = current_language()
+
         def update(job: Job, event: str) -> None:
             # Runs on the worker thread: a display-id update is the one safe way to show it.
+            with use_language(language):
+                _update(job, event)
+
+        def _update(job: Job, event: str) -> None:
             if event == "finished":
                 handoff_id = session.handoff_id if session else None
                 bundle = self._final_bundle(job, opts, notes, handoff_id=handoff_id)

@@ -39,6 +39,7 @@ from traitlets import Bool
 from . import _render
 from ._config import Settings, resolve_settings
 from ._errors import FunMusicError, ValidationError, quote
+from ._i18n import speaking, speaking_init
 from ._library import find_reusable, reuse_note
 from ._live_session import LiveSession
 from ._models import Song
@@ -139,6 +140,10 @@ class FunMusicPanel(widgets.VBox):  # type: ignore[misc]
         Refuse requests to the real service once this kernel session has spent this much
         (default: ``FunMusicMagics.budget`` when the extension is loaded, else none).
 
+    ``language``
+        What the panel is written in: "en", "zh", or "auto" (default: ``FUNMUSIC_LANGUAGE``
+        when set, else the kernel's locale). Independent of ``%%funmusic``'s language.
+
     ``autoplay`` (also a trait: ``panel.autoplay = True``)
         Start playing a streamed song as soon as its first audio arrives. A streamed song
         always gets a live player; by default it waits for Play.
@@ -151,6 +156,7 @@ class FunMusicPanel(widgets.VBox):  # type: ignore[misc]
     autoplay = Bool(False, help="Play a streamed song as soon as its first audio arrives.")
     reuse = Bool(True, help="Show the saved song for a request already made, sending nothing.")
 
+    @speaking_init
     def __init__(
         self,
         *,
@@ -174,6 +180,7 @@ class FunMusicPanel(widgets.VBox):  # type: ignore[misc]
         autoplay: bool = False,
         reuse: bool = True,
         budget: float | None = None,
+        language: str | None = None,  # resolved by @speaking_init into self._language
         **kwargs: Any,
     ) -> None:
         mode_values = [value for _, value in _MODES]
@@ -335,6 +342,7 @@ class FunMusicPanel(widgets.VBox):  # type: ignore[misc]
         data["text/plain"] = repr(self)  # not the 110-character cut of the default
         return data
 
+    @speaking("_language")
     def _backend_html(self) -> str:
         return _PANEL_STYLE + self._backend_text_html()
 
@@ -399,6 +407,7 @@ class FunMusicPanel(widgets.VBox):  # type: ignore[misc]
         return run.job.song
 
     # -- input, the counter, and whether Generate may be pressed ---------------------------------
+    @speaking("_language")
     def _on_input(self, change: object = None) -> None:
         text = self.text.value
         mode = self.mode.value
@@ -465,6 +474,7 @@ class FunMusicPanel(widgets.VBox):  # type: ignore[misc]
             return self._valid_notes
 
     @property
+    @speaking("_language")
     def reason(self) -> str:
         """Why Generate is disabled ("" when it is not): ``build_request``'s own message."""
         with self._lock:
@@ -472,6 +482,7 @@ class FunMusicPanel(widgets.VBox):  # type: ignore[misc]
                 return "a song is being made"
             return self._reason
 
+    @speaking("_language")
     def _refresh_buttons(self) -> None:
         with self._lock:
             busy = self._run is not None
@@ -496,6 +507,7 @@ class FunMusicPanel(widgets.VBox):  # type: ignore[misc]
         )
         return options
 
+    @speaking("_language")
     def _on_generate(self, button: object = None) -> None:
         with self._lock:
             if self._run is not None:
@@ -551,6 +563,7 @@ class FunMusicPanel(widgets.VBox):  # type: ignore[misc]
         self.backend_info.value = self._backend_html()
         run.job = job  # the listener may already have ended the run: _end() ignores that
 
+    @speaking("_language")
     def _reused(self, run: _Run, song: Song) -> None:
         note = reuse_note(song, fresh="panel.reuse = False")
         card = _render.song_html(
@@ -569,6 +582,7 @@ class FunMusicPanel(widgets.VBox):  # type: ignore[misc]
         self.status.value = _e(f"Reused: {song.duration:g} s of audio, not billed")
         self._end(run)
 
+    @speaking("_language")
     def _on_cancel(self, button: object = None) -> None:
         with self._lock:
             run = self._run
@@ -577,6 +591,7 @@ class FunMusicPanel(widgets.VBox):  # type: ignore[misc]
             # Not under the lock: cancel() waits for the worker loop, whose listener takes it.
             run.job.cancel()
 
+    @speaking("_language")
     def _on_event(self, run: _Run, job: Job, event: str) -> None:
         # On the worker thread: only set traits here.
         if run.job is None:
@@ -599,6 +614,7 @@ class FunMusicPanel(widgets.VBox):  # type: ignore[misc]
         self.progress.value = 0.97 * (1.0 - math.exp(-x / _BAR_SCALE_SECONDS))
         self.status.value = _e(" · ".join(parts))
 
+    @speaking("_language")
     def _finished(self, run: _Run, job: Job) -> None:
         notes = list(run.notes)
         if job.save_error is not None:
@@ -641,6 +657,7 @@ class FunMusicPanel(widgets.VBox):  # type: ignore[misc]
         if run.live is not None and run.live.player in self.live_box.children:
             self.live_box.children = ()
 
+    @speaking("_language")
     def _show_error(
         self, run: _Run, error: BaseException, *, partial_path: Path | None, job: Job | None
     ) -> None:
@@ -670,6 +687,7 @@ class FunMusicPanel(widgets.VBox):  # type: ignore[misc]
             self._refresh_buttons()
 
     # -- history -----------------------------------------------------------------------------
+    @speaking("_language")
     def _card(self, song: Song) -> str:
         return _render.song_html(
             song,

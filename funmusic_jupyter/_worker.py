@@ -35,6 +35,7 @@ from anyio.from_thread import BlockingPortal
 
 from ._config import Settings, resolve_settings
 from ._errors import GenerationCancelled, StreamInterruptedError
+from ._i18n import Language, current_language, use_language
 from ._library import song_key
 from ._models import AudioChunk, Song, StreamFinished
 from ._spending import record
@@ -107,9 +108,13 @@ class Job:
         client_options: Mapping[str, Any],
         output_dir: str | Path | None,
         headers: Mapping[str, str] | None,
+        language: Language = "en",
     ) -> None:
         self.id = job_id
         self.request = request
+        # The language of whoever submitted the job: its messages (a stopped song's reason, a
+        # broken stream's) are written in it on the worker thread (see _i18n).
+        self.language: Language = language
         # Private: it may hold an api_key= given to the panel, which no repr or casual
         # ``job.<tab>`` in a notebook should show.
         self._client_options = dict(client_options)
@@ -366,6 +371,7 @@ class Worker:
         listener: Listener | None = None,
         min_interval: float = 0.25,
         audio_listener: AudioListener | None = None,
+        language: Language | None = None,
     ) -> Job:
         """Start a song in the background and return its ``Job`` at once.
 
@@ -374,6 +380,8 @@ class Worker:
         ``listener`` is attached before the job starts, so it sees every event, and
         ``audio_listener`` every audio byte (see ``Job.add_audio_listener``). Returns as
         soon as the loop has taken the job (anyio's ``start_task_soon``), normally at once.
+        ``language`` is what the job's own messages are written in (default: the caller's
+        ``current_language()``, captured now: the task runs on another thread).
         """
         if self._portal is None:
             raise RuntimeError("the funmusic worker has been shut down")
@@ -385,6 +393,7 @@ class Worker:
                 client_options=client_options or {},
                 output_dir=output_dir,
                 headers=headers,
+                language=language or current_language(),
             )
             self._jobs[job.id] = job
         if listener is not None:
@@ -424,6 +433,12 @@ class Worker:
 
     # -- on the loop ----------------------------------------------------------------------
     async def _run(self, job: Job) -> None:
+        # The task's own context (anyio gives each task a copy): the language set here is the
+        # job's for everything the task does and every listener it calls, and no other job's.
+        with use_language(job.language):
+            await self._run_job(job)
+
+    async def _run_job(self, job: Job) -> None:
         job._t0 = time.monotonic()
         job.state = "waiting" if job.request.stream else "generating"
         try:

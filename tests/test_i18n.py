@@ -1,0 +1,258 @@
+"""The language switch and the Chinese catalogue (``_i18n``, ``funmusic_jupyter/locale``).
+
+Catalogue checks first (complete, no fuzzy entry, the same placeholders in both languages, the
+code's marked strings all in it, the committed ``.mo`` current), then language resolution, then
+each surface (magic, panel, CLI) speaking Chinese under ``zh`` and English under ``en``.
+"""
+
+from __future__ import annotations
+
+import gettext
+import re
+import threading
+from pathlib import Path
+
+import pytest
+from babel.messages.catalog import Catalog, Message
+from babel.messages.extract import extract_from_dir
+from babel.messages.mofile import write_mo
+from babel.messages.pofile import read_po
+
+from funmusic_jupyter import _i18n
+from funmusic_jupyter._errors import ConfigurationError
+from funmusic_jupyter._i18n import (
+    _,
+    check_language,
+    clip,
+    current_language,
+    ngettext,
+    resolve_language,
+    use_language,
+)
+
+PACKAGE = Path(_i18n.__file__).resolve().parent
+LOCALE = PACKAGE / "locale"
+PO = LOCALE / "zh_CN" / "LC_MESSAGES" / "funmusic.po"
+MO = PO.with_suffix(".mo")
+POT = LOCALE / "funmusic.pot"
+# The keywords the code marks strings with (Babel's defaults cover _, ngettext, pgettext, N_).
+KEYWORDS = {
+    "_": None,
+    "gettext_": None,
+    "ngettext": (1, 2),
+    "pgettext": ((1, "c"), 2),
+    "N_": None,
+}
+_PLACEHOLDER = re.compile(r"\{(\w*)[^{}]*\}|%\((\w+)\)[-#0 +]*\d*(?:\.\d+)?[a-zA-Z]")
+
+
+def _catalogue() -> Catalog:
+    with PO.open("rb") as fh:
+        return read_po(fh, locale="zh_CN")
+
+
+def _entries() -> list[Message]:
+    return [m for m in _catalogue() if m.id]
+
+
+def _key(m: Message) -> tuple[str | None, str]:
+    return (m.context, m.id if isinstance(m.id, str) else m.id[0])
+
+
+def _texts(value: str | tuple[str, ...] | list[str]) -> list[str]:
+    return [value] if isinstance(value, str) else list(value)
+
+
+def _placeholders(text: str) -> set[str]:
+    return {a or b for a, b in _PLACEHOLDER.findall(text.replace("{{", "").replace("}}", ""))}
+
+
+# -- the catalogue ---------------------------------------------------------------------------
+
+
+def test_every_entry_is_translated_and_none_is_fuzzy() -> None:
+    entries = _entries()
+    assert len(entries) > 0
+    untranslated = [m.id for m in entries if not all(_texts(m.string))]
+    fuzzy = [m.id for m in entries if m.fuzzy]
+    assert untranslated == []
+    assert fuzzy == []
+
+
+def test_translations_keep_the_placeholders_of_the_english() -> None:
+    wrong = []
+    for m in _entries():
+        wanted = set().union(*(_placeholders(t) for t in _texts(m.id)))
+        for text in _texts(m.string):
+            if _placeholders(text) != wanted:
+                wrong.append((m.id, text))
+    assert wrong == []
+
+
+def test_the_placeholder_check_can_fail() -> None:
+    # The check above compares names: a renamed or dropped placeholder is caught.
+    assert _placeholders("got {count:,}, remove {extra}") == {"count", "extra"}
+    assert _placeholders("当前 {count:,} 个") != _placeholders("got {count:,}, remove {extra}")
+    assert _placeholders("%(count)d of %(total)s") == {"count", "total"}
+
+
+def test_every_marked_string_in_the_code_is_in_the_catalogue() -> None:
+    # Re-extract, as `pybabel extract` does, and compare the msgids.
+    marked = set()
+    for _filename, _lineno, message, _comments, context in extract_from_dir(
+        str(PACKAGE), keywords=KEYWORDS, comment_tags=("TRANSLATORS:",)
+    ):
+        key = message if isinstance(message, str) else message[0]
+        marked.add((context, key))
+    in_po = {_key(m) for m in _entries()}
+    assert marked, "no marked string found: the extraction is broken"
+    assert sorted(marked - in_po, key=str) == []
+    # The template is the extraction's record: it lists the same strings.
+    with POT.open("rb") as fh:
+        in_pot = {_key(m) for m in read_po(fh) if m.id}
+    assert in_pot == marked
+    assert in_po == marked  # nothing obsolete left behind either
+
+
+def test_the_committed_mo_is_current_with_the_po() -> None:
+    fresh = Path(MO.parent / "_fresh.mo")
+    try:
+        with fresh.open("wb") as fh:
+            write_mo(fh, _catalogue())
+        with fresh.open("rb") as a, MO.open("rb") as b:
+            expected = gettext.GNUTranslations(a)._catalog  # type: ignore[attr-defined]
+            committed = gettext.GNUTranslations(b)._catalog  # type: ignore[attr-defined]
+    finally:
+        fresh.unlink(missing_ok=True)
+    assert committed == expected
+
+
+def test_runtime_reads_the_mo_with_the_standard_gettext() -> None:
+    translation = gettext.translation("funmusic", LOCALE, languages=["zh_CN"])
+    assert translation.gettext("{source} must be one of {choices}; got {value}") != (
+        "{source} must be one of {choices}; got {value}"
+    )
+
+
+# -- choosing the language -------------------------------------------------------------------
+
+
+@pytest.fixture
+def no_language_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    for name in ("FUNMUSIC_LANGUAGE", "LC_ALL", "LC_MESSAGES", "LANG"):
+        monkeypatch.delenv(name, raising=False)
+    return monkeypatch
+
+
+def test_the_session_is_pinned_to_english() -> None:
+    # The root conftest.py: a developer's Chinese locale must not change the notebooks' outputs.
+    assert current_language() == "en"
+    assert resolve_language("auto") == "en"
+
+
+@pytest.mark.parametrize(
+    ("variables", "expected"),
+    [
+        ({"LANG": "zh_CN.UTF-8"}, "zh"),
+        ({"LANG": "zh_TW.UTF-8"}, "zh"),
+        ({"LANG": "en_US.UTF-8"}, "en"),
+        ({"LANG": "C.UTF-8"}, "en"),
+        ({}, "en"),
+        # gettext's order: LC_ALL, then LC_MESSAGES, then LANG; the first one set decides.
+        ({"LC_ALL": "en_GB.UTF-8", "LANG": "zh_CN.UTF-8"}, "en"),
+        ({"LC_MESSAGES": "zh_CN.UTF-8", "LANG": "en_US.UTF-8"}, "zh"),
+        ({"LC_ALL": "", "LC_MESSAGES": "", "LANG": "zh_CN.UTF-8"}, "zh"),
+    ],
+)
+def test_auto_follows_the_locale(
+    no_language_env: pytest.MonkeyPatch, variables: dict[str, str], expected: str
+) -> None:
+    for name, value in variables.items():
+        no_language_env.setenv(name, value)
+    assert resolve_language("auto") == expected
+    assert resolve_language(None) == expected
+    assert current_language() == expected
+
+
+def test_the_environment_variable_decides_auto(no_language_env: pytest.MonkeyPatch) -> None:
+    no_language_env.setenv("LANG", "en_US.UTF-8")
+    no_language_env.setenv("FUNMUSIC_LANGUAGE", "zh")
+    assert resolve_language("auto") == "zh"
+    assert current_language() == "zh"
+    # An explicit setting wins over the variable.
+    assert resolve_language("en") == "en"
+    no_language_env.setenv("FUNMUSIC_LANGUAGE", " ZH ")
+    assert resolve_language(None) == "zh"
+    no_language_env.setenv("FUNMUSIC_LANGUAGE", "auto")
+    no_language_env.setenv("LANG", "zh_CN.UTF-8")
+    assert resolve_language(None) == "zh"
+
+
+def test_unknown_values_are_refused_in_one_line(no_language_env: pytest.MonkeyPatch) -> None:
+    with pytest.raises(ConfigurationError) as info:
+        resolve_language("fr")
+    assert str(info.value) == "language must be one of auto, en, zh; got 'fr'"
+    no_language_env.setenv("FUNMUSIC_LANGUAGE", "klingon")
+    with pytest.raises(ConfigurationError) as info:
+        resolve_language("auto")
+    assert str(info.value) == "FUNMUSIC_LANGUAGE must be one of auto, en, zh; got 'klingon'"
+    # The message itself never fails: a bad variable means English where nothing was chosen.
+    assert current_language() == "en"
+    with pytest.raises(ConfigurationError):
+        check_language(3)
+
+
+def test_use_language_is_scoped_to_the_block_and_the_thread() -> None:
+    message = "{source} must be one of {choices}; got {value}"
+    seen: dict[str, str] = {}
+    inside = threading.Event()
+    release = threading.Event()
+
+    def other_thread() -> None:
+        with use_language("zh"):
+            seen["other"] = _(message)
+            inside.set()
+            release.wait(5)
+
+    thread = threading.Thread(target=other_thread)
+    thread.start()
+    assert inside.wait(5)
+    # Another thread speaking Chinese changes nothing here.
+    seen["here"] = _(message)
+    release.set()
+    thread.join(5)
+    assert seen["here"] == message
+    assert seen["other"] != message and "必须" in seen["other"]
+    with use_language("zh"):
+        assert current_language() == "zh"
+        with use_language("en"):
+            assert _(message) == message
+        assert _(message) == seen["other"]
+    assert current_language() == "en"
+
+
+def test_ngettext_has_one_form_in_chinese() -> None:
+    assert ngettext("{n} song", "{n} songs", 1) == "{n} song"
+    assert ngettext("{n} song", "{n} songs", 2) == "{n} songs"
+
+
+# -- typography ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "limit", "expected"),
+    [
+        ("abcdef", 3, "abc"),
+        ("abc", 3, "abc"),
+        ("雨夜的钢琴曲", 4, "雨夜的钢"),
+        ("cafe\u0301s", 4, "caf"),  # é as e + combining accent: not split
+        ("ab👍🏽cd", 3, "ab"),  # thumbs up + skin tone
+        ("ab❤\ufe0fcd", 3, "ab"),  # heart + variation selector
+        ("a👩\u200d💻b", 3, "a"),  # woman technologist: a ZWJ sequence
+        ("a👩\u200d💻b", 4, "a👩\u200d💻"),
+        ("🇨🇳🇯🇵", 3, "🇨🇳"),  # two flags: never half a flag
+        ("ab\ud83d\ude00", 3, "ab"),  # a surrogate pair (text from JavaScript)
+    ],
+)
+def test_clip_never_cuts_a_character_apart(text: str, limit: int, expected: str) -> None:
+    assert clip(text, limit) == expected
