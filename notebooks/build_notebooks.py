@@ -762,7 +762,7 @@ print(morning.saved_path.with_suffix(".json").read_text(encoding="utf-8"))
 `morning.save("elsewhere.mp3")`，或者把 `morning` 单独放在单元格的最后一行。
 """),
     code("""
-print(morning.duration, "秒,", morning.format, morning.mime_type)
+print(f"{morning.duration} 秒，{morning.format}，{morning.mime_type}")
 print(morning.lyrics)
 """),
     md("""
@@ -827,11 +827,16 @@ WRITING_ZH = [
 
 每个请求在发送*之前*都会先检查：被拒绝的请求不花钱，提示信息会告诉你该改什么。这个 Notebook
 演示这些规则，最后写一首够长、可以边生成边听的中文歌。没有配置 API Key 时，它在离线模拟器上
-运行。第一个单元格照例加载扩展，并把输出切换成中文。
+运行。
+
+第一个单元格照例加载扩展，并把输出切换成中文。`%config` 这一行管的是魔法命令 `%%funmusic`；
+这个 Notebook 还会直接调用 Python 函数（`fm.build_request`、`fm.generate`），它们不经过魔法
+命令，跟随的是环境变量 `FUNMUSIC_LANGUAGE`，所以 `%env` 这一行把它也设成中文。
 """),
     code(f"""
 %load_ext funmusic_jupyter
 {ZH_LANGUAGE}
+%env FUNMUSIC_LANGUAGE=zh
 import re
 
 import funmusic_jupyter as fm
@@ -861,23 +866,24 @@ request = fm.build_request(lyrics="""
 """)
 print(request.mode, request.language, request.count, request.unit)
 for warning in request.warnings:
-    print("警告:", warning)
+    print("警告：", warning)
 '''),
     md("""
 ## 各种模式的长度限制
 
-允许多长的文本，取决于模式、语言，以及是否流式生成。大多数限制按**字符**计：空格和标签行不算，
-中文歌词里一个汉字就是一个字符，标点也算一个。流式的英文歌词按**单词**计；流式的提示词把汉字和
-英文单词合在一起计。下表直接来自本包执行的规则：
+允许多长的文本，取决于模式、语言，以及是否流式生成。中文歌词按**字**数：空格和标签行不算，标点
+算一个字。英文按**字符**数，流式的英文歌词则按**单词**数；流式的提示词把汉字和英文单词合在一起
+数。下表直接来自本包执行的规则：
 """),
     code("""
 from IPython.display import Markdown
 from funmusic_jupyter import limit_for
 
-UNITS = {
-    "characters": "个字符",
-    "words": "个单词",
-    "Chinese characters or English words": "个汉字或英文单词",
+UNITS = {  # 中文按“字”数，英文按“字符”或“单词”数
+    ("zh", "characters"): "个字",
+    ("en", "characters"): "个字符",
+    ("en", "words"): "个单词",
+    ("zh", "Chinese characters or English words"): "个汉字或英文单词",
 }
 rows = ["| 文本 | 语言 | 非流式 | 流式 |", "|---|---|---|---|"]
 for mode, language, name, label in [
@@ -888,7 +894,7 @@ for mode, language, name, label in [
     cells = []
     for stream in (False, True):
         limit = limit_for(mode, language, stream)
-        cells.append(f"{limit.low:,}–{limit.high:,} {UNITS[limit.unit]}")
+        cells.append(f"{limit.low:,}–{limit.high:,} {UNITS[language, limit.unit]}")
     rows.append(f"| {name} | {label} | {cells[0]} | {cells[1]} |")
 Markdown("\\n".join(rows))
 """),
@@ -900,13 +906,14 @@ Markdown("\\n".join(rows))
 本包的数法是：去掉标签行，再数所有不是空白的字符。歌词不加标点时，这个数就是汉字的个数，用
 一个正则表达式就能自己核对。`len()` 数出来的要多一些，因为它把标签行和换行也算进去了：
 """),
-    code(f'''
+    code('''
+HAN = re.compile(r"[\\u4e00-\\u9fff]")  # 一个汉字
 short = """
-{ZH_SHORT_LYRICS}
+''' + ZH_SHORT_LYRICS + '''
 """
-print("len():", len(short))
-print("汉字:", len(re.findall(r"[\\u4e00-\\u9fff]", short)))
-print("本包的计数:", fm.build_request(lyrics=short).count)
+print(f"len()：{len(short)}")
+print(f"汉字：{len(HAN.findall(short))}")
+print(f"本包的计数：{fm.build_request(lyrics=short).count}")
 '''),
     md("""
 ## 被拒绝的请求是什么样子
@@ -949,14 +956,15 @@ for text, stream in [
 个字，这也是服务推荐的长度：差不多是一首完整的流行歌，主歌、副歌、桥段都有。下面这首
 《放学路上》，先在 Python 里数一数：
 """),
-    code(f'''
+    code('''
 lyrics = """
-{ZH_STREAM_LYRICS}
+''' + ZH_STREAM_LYRICS + '''
 """
 request = fm.build_request(lyrics=lyrics, stream=True)
-print("汉字:", len(re.findall(r"[\\u4e00-\\u9fff]", lyrics)))
-print("本包的计数:", request.count, "(流式要求 300–350)")
-print("结构:", " ".join(re.findall(r"^\\[(\\w+)\\]$", lyrics, flags=re.MULTILINE)))
+tags = re.findall(r"^\\[(\\w+)\\]$", lyrics, flags=re.MULTILINE)
+print(f"汉字：{len(HAN.findall(lyrics))}")
+print(f"本包的计数：{request.count}（流式要求 300–350）")
+print(f"结构：{' '.join(tags)}")
 '''),
     md("""
 字数合适，`build_request` 也没有报错。把同样的歌词放进 `%%funmusic` 单元格，用 `--stream`
@@ -1118,6 +1126,11 @@ if __name__ == "__main__":
     for variable in [v for v in os.environ if v.startswith("DASHSCOPE_")]:
         del os.environ[variable]
     os.environ["HOME"] = tempfile.mkdtemp(prefix="funmusic-notebooks-home-")  # no ~/.dashscope
+    # The language as the tests pin it (the root conftest.py): the English notebooks speak
+    # English whatever the builder's locale, and the Chinese ones ask for Chinese themselves.
+    os.environ.pop("FUNMUSIC_LANGUAGE", None)
+    os.environ.pop("LC_MESSAGES", None)
+    os.environ["LC_ALL"] = os.environ["LANG"] = "C.UTF-8"
     names = sys.argv[1:] or list(BOOKS)
     unknown = [name for name in names if name not in BOOKS]
     if unknown:
