@@ -25,9 +25,9 @@ import asyncio
 import atexit
 import os
 import threading
-from collections.abc import AsyncGenerator, Mapping
+from collections.abc import AsyncGenerator, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from ._client import AsyncFunMusicClient, AsyncSongStream, FunMusicClient, SongStream
 from ._config import resolve_settings
@@ -41,6 +41,7 @@ from ._validation import SongRequest
 __all__ = ["agenerate", "astream", "generate", "stream"]
 
 _SettingsKey = tuple[str, str | None, str | None, str]
+_StreamT = TypeVar("_StreamT", SongStream, AsyncSongStream)
 
 _lock = threading.Lock()
 _sync_clients: dict[_SettingsKey, FunMusicClient] = {}
@@ -226,6 +227,27 @@ def _made(
     return song
 
 
+def _counted(
+    client: FunMusicClient | AsyncFunMusicClient,
+    open_stream: Callable[..., _StreamT],
+    fields: dict[str, Any],
+    *,
+    headers: Mapping[str, str] | None,
+    budget: float | None,
+) -> _StreamT:
+    """A stream whose request passed the budget, and whose finished song counts in the
+    session's spending (and carries its library key, so ``song.save()`` makes it reusable)."""
+    request, _ = _ahead(client, True, fields, reuse=False, output_dir=None, budget=budget)
+    song_stream = open_stream(request, headers=headers)
+
+    def finished(song: Song) -> None:
+        song.key = song_key(request, client.settings)
+        record(song)
+
+    song_stream.on_song = finished
+    return song_stream
+
+
 def generate(
     *,
     prompt: str | None = None,
@@ -318,14 +340,20 @@ def stream(
     base_url: str | None = None,
     endpoint: str | None = None,
     backend: str = "auto",
+    budget: float | None = None,
     **extra_input: Any,
 ) -> SongStream:
-    """A ``SongStream`` (``with`` it, iterate it): audio chunks as they arrive, then the song."""
-    client = _sync_client(api_key, base_url, endpoint, backend)
-    return client.stream(
+    """A ``SongStream`` (``with`` it, iterate it): audio chunks as they arrive, then the song.
+
+    ``budget``: as ``generate`` (checked before anything is sent); the finished song counts in
+    the session's spending.
+    """
+    fields = dict(
         prompt=prompt, lyrics=lyrics, text=text, mode=mode, gender=gender, format=format,
-        model=model, headers=headers, **extra_input,
+        model=model, **extra_input,
     )
+    client = _sync_client(api_key, base_url, endpoint, backend)
+    return _counted(client, client.stream_request, fields, headers=headers, budget=budget)
 
 
 def astream(
@@ -342,11 +370,16 @@ def astream(
     base_url: str | None = None,
     endpoint: str | None = None,
     backend: str = "auto",
+    budget: float | None = None,
     **extra_input: Any,
 ) -> AsyncSongStream:
-    """An ``AsyncSongStream`` (``async with``, ``async for``). Call it inside the event loop."""
-    client = _async_client(api_key, base_url, endpoint, backend)
-    return client.stream(
+    """An ``AsyncSongStream`` (``async with``, ``async for``). Call it inside the event loop.
+
+    ``budget``: as ``generate``.
+    """
+    fields = dict(
         prompt=prompt, lyrics=lyrics, text=text, mode=mode, gender=gender, format=format,
-        model=model, headers=headers, **extra_input,
+        model=model, **extra_input,
     )
+    client = _async_client(api_key, base_url, endpoint, backend)
+    return _counted(client, client.stream_request, fields, headers=headers, budget=budget)

@@ -170,6 +170,13 @@ def _channels(n: int) -> str:
     return f"{n} ({name})" if name else str(n)
 
 
+def _voice(song: Song) -> str:
+    """The Gender row: never empty, since an empty cell reads as missing data."""
+    if song.request.instrumental:
+        return "none: instrumental (no vocals)"
+    return song.gender or "not chosen (the model's own voice: it takes no gender)"
+
+
 def song_rows(
     song: Song,
     *,
@@ -183,7 +190,7 @@ def song_rows(
     return [
         ("Model", song.model),
         ("Mode", song.mode),
-        ("Gender", song.gender),
+        ("Gender", _voice(song)),
         ("Format", f"{song.format} ({song.mime_type})"),
         ("Sample rate", f"{song.sample_rate:,} Hz"),
         ("Channels", _channels(song.channels)),

@@ -3,6 +3,7 @@
     funmusic lab notebooks/01_quickstart.ipynb   # JupyterLab, as root too
     funmusic make "Rainy night piano" -o rain.mp3  # one song; prints its path (_commands)
     funmusic batch songs.txt --out songs/         # one song a line, within the rate limit
+    funmusic list 10 / funmusic cost              # the song library and its spending
     funmusic simulator --port 8765 --speed 4     # = python -m funmusic_jupyter.simulator
 
 One ``argparse`` parser with a sub-parser per command; each command is a function that takes
@@ -25,6 +26,7 @@ from collections.abc import Callable, Sequence
 from typing import NoReturn
 
 from ._commands import add_commands
+from ._library_commands import add_library_commands
 from ._version import __version__
 
 __all__ = ["build_parser", "lab_argv", "main"]
@@ -35,6 +37,10 @@ examples:
       make one song and print its path; `funmusic make --help` shows its options
   funmusic batch songs.txt --out songs/ --rpm 60
       one song per line of songs.txt, at most 60 requests a minute, then a summary table
+  funmusic list 10
+      the ten newest songs saved in ./funmusic-output (nothing is sent)
+  funmusic cost
+      billed seconds and cost per day and in total; the simulator's songs are free
   funmusic lab notebooks/01_quickstart.ipynb
       open the quickstart notebook in JupyterLab (no key set: songs come from the simulator)
   funmusic lab --port 8899 --no-browser
@@ -126,6 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=help_text, add_help=False)
         sub.set_defaults(run=run, passthrough=True)
     add_commands(commands)
+    add_library_commands(commands)
     return parser
 
 

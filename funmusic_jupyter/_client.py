@@ -30,7 +30,7 @@ import sys
 import threading
 import time
 import warnings
-from collections.abc import AsyncGenerator, Generator, Iterator, Mapping
+from collections.abc import AsyncGenerator, Callable, Generator, Iterator, Mapping
 from contextlib import aclosing
 from types import TracebackType
 from typing import Any
@@ -452,6 +452,9 @@ class SongStream:
         self.request = request
         self._call_headers = headers
         self.song: Song | None = None
+        # Called with the song once it is complete (fm.stream counts it in the session's
+        # spending); never for a stream that failed or was left early.
+        self.on_song: Callable[[Song], None] | None = None
         self._assembler = client._assembler(request)
         self._events: Generator[StreamEvent, None, None] | None = None
 
@@ -534,6 +537,8 @@ class SongStream:
         download = assembler.download_url
         audio = client._download(download, assembler) if download else None
         self.song = assembler.song(audio=audio)
+        if self.on_song is not None:
+            self.on_song(self.song)
         yield StreamFinished(self.song)
 
     def _read_response(self, response: httpx.Response) -> Iterator[AudioChunk]:
@@ -783,6 +788,9 @@ class AsyncSongStream:
         self.request = request
         self._call_headers = headers
         self.song: Song | None = None
+        # Called with the song once it is complete (fm.stream counts it in the session's
+        # spending); never for a stream that failed or was left early.
+        self.on_song: Callable[[Song], None] | None = None
         self._assembler = client._assembler(request)
         self._events: AsyncGenerator[StreamEvent, None] | None = None  # made on first use
 
@@ -867,6 +875,8 @@ class AsyncSongStream:
         download = assembler.download_url
         audio = await client._download(download, assembler) if download else None
         self.song = assembler.song(audio=audio)
+        if self.on_song is not None:
+            self.on_song(self.song)
         yield StreamFinished(self.song)
 
     async def _read_response(

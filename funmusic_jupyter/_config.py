@@ -22,6 +22,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from ._errors import ConfigurationError, quote
+from ._i18n import _
 
 __all__ = [
     "DEFAULT_BASE_URL",
@@ -77,7 +78,9 @@ def resolve_endpoint(endpoint: str | None) -> str:
     if not value.startswith("/"):
         names = ", ".join(repr(n) for n in ENDPOINTS)
         raise ConfigurationError(
-            f"endpoint must be one of {names} or a path starting with '/'; got {quote(value)}"
+            _("endpoint must be one of {names} or a path starting with '/'; got {value}").format(
+                names=names, value=quote(value)
+            )
         )
     return value.rstrip("/")
 
@@ -92,15 +95,23 @@ def _check_key(key: object, source: str) -> str:
     """
     if not isinstance(key, str):
         raise ConfigurationError(
-            f"api_key must be a string such as 'sk-…'; got {type(key).__name__}"
+            _("api_key must be a string such as 'sk-…'; got {type}").format(
+                type=type(key).__name__
+            )
         )
     for index, char in enumerate(key):
         if not "!" <= char <= "~":
-            what = "a line break" if char in "\r\n" else f"the character U+{ord(char):04X}"
+            what = (
+                _("a line break")
+                if char in "\r\n"
+                else _("the character U+{code:04X}").format(code=ord(char))
+            )
             raise ConfigurationError(
-                f"the API key (from {source}) must be one line of printable ASCII with no spaces; "
-                f"got {len(key)} characters with {what} at position {index + 1}. "
-                "Check it for a second line, a space or a stray character"
+                _(
+                    "the API key (from {source}) must be one line of printable ASCII with no "
+                    "spaces; got {count} characters with {what} at position {position}. "
+                    "Check it for a second line, a space or a stray character"
+                ).format(source=source, count=len(key), what=what, position=index + 1)
             )
     return key
 
@@ -114,8 +125,10 @@ def _check_base_url(url: str, source: str) -> str:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise ConfigurationError(
-            f"base URL ({source}) must be an http(s) URL up to and including /api/v1, "
-            f"e.g. {DEFAULT_BASE_URL!r}; got {_shown(url)}"
+            _(
+                "base URL ({source}) must be an http(s) URL up to and including /api/v1, "
+                "e.g. {example!r}; got {value}"
+            ).format(source=source, example=DEFAULT_BASE_URL, value=_shown(url))
         )
     return url.rstrip("/")
 
@@ -131,8 +144,10 @@ def _key_from_environment() -> tuple[str | None, str]:
             key = path.read_text(encoding="utf-8").strip()
         except OSError as exc:
             raise ConfigurationError(
-                f"DASHSCOPE_API_KEY_FILE_PATH names a file that cannot be read: "
-                f"{_shown(str(path))} ({exc.strerror})"
+                _(
+                    "DASHSCOPE_API_KEY_FILE_PATH names a file that cannot be read: {path} "
+                    "({reason})"
+                ).format(path=_shown(str(path)), reason=exc.strerror)
             ) from None
         if key:
             return _check_key(key, "DASHSCOPE_API_KEY_FILE_PATH"), "DASHSCOPE_API_KEY_FILE_PATH"
@@ -163,11 +178,15 @@ class Settings:
 
     def describe(self) -> dict[str, str]:
         """What ``%funmusic config`` shows: the key only as present or absent, with its source."""
-        key = f"present (from {self.api_key_source})" if self.api_key else "absent"
+        key = (
+            _("present (from {source})").format(source=self.api_key_source)
+            if self.api_key
+            else _("absent")
+        )
         return {
             "backend": self.backend,
             "api key": key,
-            "base URL": self.base_url or "embedded simulator (started on first use)",
+            "base URL": self.base_url or _("embedded simulator (started on first use)"),
             "base URL source": self.base_url_source,
             "endpoint": self.endpoint,
         }
@@ -189,7 +208,9 @@ def resolve_settings(
 ) -> Settings:
     if backend not in BACKENDS:
         raise ConfigurationError(
-            f"backend must be one of {', '.join(BACKENDS)}; got {quote(backend)}"
+            _("backend must be one of {choices}; got {value}").format(
+                choices=", ".join(BACKENDS), value=quote(backend)
+            )
         )
     endpoint_path = resolve_endpoint(endpoint)
 
@@ -226,9 +247,11 @@ def resolve_settings(
         return Settings("simulator", None, "none", None, "embedded simulator", endpoint_path)
     if backend == "api" and key is None and url_source == "default":
         raise ConfigurationError(
-            "backend 'api' needs an API key: set DASHSCOPE_API_KEY (or pass api_key=); "
-            "got none from the argument, DASHSCOPE_API_KEY, DASHSCOPE_API_KEY_FILE_PATH "
-            "or ~/.dashscope/api_key"
+            _(
+                "backend 'api' needs an API key: set DASHSCOPE_API_KEY (or pass api_key=); "
+                "got none from the argument, DASHSCOPE_API_KEY, DASHSCOPE_API_KEY_FILE_PATH "
+                "or ~/.dashscope/api_key"
+            )
         )
     # A key, or an explicit base URL without a key (a classroom simulator server).
     return Settings("api", key, key_source, url, url_source, endpoint_path)

@@ -38,6 +38,8 @@ from collections.abc import Mapping
 from datetime import timezone
 from typing import Any
 
+from ._i18n import _, clip
+
 __all__ = [
     "APIConnectionError",
     "APIError",
@@ -73,16 +75,19 @@ _repr.maxother = QUOTE_LIMIT + 10
 def quote(value: object, limit: int = QUOTE_LIMIT) -> str:
     """``value`` as an error message shows it: its ``repr``, cut short when long.
 
-    A string longer than ``limit`` shows its first ``limit`` characters, then ``…`` and its
-    length, so the message says what arrived without echoing all of it. Other values use a
-    bounded ``reprlib`` form (it never builds the full repr of a huge list first).
+    A string longer than ``limit`` shows its first ``limit`` characters (fewer rather than
+    half a character: ``clip``), then ``…`` and its length, so the message says what arrived
+    without echoing all of it. Other values use a bounded ``reprlib`` form (it never builds the
+    full repr of a huge list first).
     """
     if isinstance(value, str):
         if len(value) <= limit:
             return repr(value)
-        return f"{value[:limit]!r}… ({len(value):,} characters)"
+        return _("{start}… ({count:,} characters)").format(
+            start=repr(clip(value, limit)), count=len(value)
+        )
     text = _repr.repr(value)
-    return text if len(text) <= limit + 10 else text[:limit] + "…"
+    return text if len(text) <= limit + 10 else clip(text, limit) + "…"
 
 
 _TAG = re.compile(r"<[^>]*>")
@@ -100,7 +105,7 @@ def one_line(text: str, limit: int = MESSAGE_LIMIT) -> str:
     for line in text.splitlines():
         line = " ".join(line.split())
         if line:
-            return line if len(line) <= limit else line[: limit - 1] + "…"
+            return line if len(line) <= limit else clip(line, limit - 1) + "…"
     return ""
 
 
@@ -134,8 +139,8 @@ class BudgetExceededError(FunMusicError):
 class GenerationCancelled(FunMusicError):
     """The user cancelled a song; ``partial_audio`` holds every byte that had arrived."""
 
-    def __init__(self, message: str = "cancelled", *, partial_audio: bytes = b"") -> None:
-        super().__init__(message)
+    def __init__(self, message: str | None = None, *, partial_audio: bytes = b"") -> None:
+        super().__init__(_("cancelled") if message is None else message)
         self.partial_audio = partial_audio
 
 
@@ -159,7 +164,7 @@ class APIError(FunMusicError):
         body: str | None = None,
     ) -> None:
         # One line whatever arrived; the whole text is kept in ``body`` for whoever needs it.
-        short = one_line(message) or "no error message in the response"
+        short = one_line(message) or _("no error message in the response")
         super().__init__(short)
         self.message = short
         self.body = body if body is not None else (message if short != message else None)
@@ -176,10 +181,13 @@ class APIError(FunMusicError):
             parts.append(self.code)
         head = " ".join(parts)
         text = f"{head}: {self.message}" if head else self.message
+        # The server's code and message stay as they came; only our own words are translated.
         if self.request_id:
-            text += f" (request id {self.request_id})"
+            text += _(" (request id {request_id})").format(request_id=self.request_id)
         if self.partial_audio:
-            text += f" [{len(self.partial_audio):,} bytes of audio had arrived]"
+            text += _(" [{count:,} bytes of audio had arrived]").format(
+                count=len(self.partial_audio)
+            )
         return text
 
     def __repr__(self) -> str:
@@ -301,9 +309,9 @@ def error_from_response(
     message = data.get("message")
     if not message:
         if isinstance(body, str) and not data:
-            message = body.strip() or "no error message in the response"
+            message = body.strip() or _("no error message in the response")
         else:
-            message = "no error message in the response"
+            message = _("no error message in the response")
     request_id = data.get("request_id") or (headers or {}).get("x-request-id")
     kw: dict[str, Any] = {
         "status_code": status_code,

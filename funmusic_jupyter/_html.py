@@ -15,6 +15,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from pathlib import Path
 
+from ._i18n import _, clip
 from ._validation import first_line
 
 __all__ = [
@@ -124,13 +125,13 @@ def notes_html(notes: Sequence[str]) -> str:
 
 
 def notes_text(notes: Sequence[str]) -> str:
-    return "".join(f"\nnote: {n}" for n in notes)
+    return "".join(_("\nnote: {note}").format(note=n) for n in notes)
 
 
 def title_of(text: str) -> str:
-    """The first line of lyrics or a prompt, cut to 80 characters."""
+    """The first line of lyrics or a prompt, cut to 80 characters (never inside one)."""
     line = first_line(text)
-    return line if len(line) <= 80 else line[:79] + "…"
+    return line if len(line) <= 80 else clip(line, 79) + "…"
 
 
 def link_path(path: str | os.PathLike[str], base_dir: str | os.PathLike[str] | None = None) -> str:

@@ -35,10 +35,11 @@ from ._config import Settings
 from ._errors import FunMusicWarning
 from ._html import DASH, format_money, link_path, local_time, shown_path
 from ._html import escape as _e
+from ._i18n import N_, _, clip, ngettext, use_language
 from ._models import Song
 from ._spending import CostReport, cost_report
 from ._storage import DEFAULT_OUTPUT_DIR
-from ._validation import SongRequest, build_request, first_line
+from ._validation import SongRequest, build_request, field_name, first_line, gender_text
 
 __all__ = [
     "KEY_VERSION",
@@ -112,9 +113,11 @@ def _read_sidecar(sidecar: Path) -> dict[str, Any]:
     try:
         meta = json.loads(sidecar.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise _Unreadable(f"cannot read it as JSON ({type(exc).__name__})") from None
+        raise _Unreadable(
+            _("cannot read it as JSON ({type})").format(type=type(exc).__name__)
+        ) from None
     if not isinstance(meta, dict):
-        raise _Unreadable("it is not a JSON object")
+        raise _Unreadable(_("it is not a JSON object"))
     return meta
 
 
@@ -122,11 +125,13 @@ def _entry(sidecar: Path, meta: dict[str, Any]) -> LibraryEntry:
     request = meta.get("request")
     fmt = meta.get("format")
     if not isinstance(request, dict) or not isinstance(fmt, str) or "complete" not in meta:
-        raise _Unreadable("it has no 'request', 'format' or 'complete' (not a song's sidecar?)")
+        raise _Unreadable(
+            _("it has no 'request', 'format' or 'complete' (not a song's sidecar?)")
+        )
     mode = str(request.get("mode") or meta.get("mode") or "")
     audio = sidecar.with_suffix(f".{fmt}")
     if not audio.is_file():
-        raise _Unreadable(f"its audio {audio.name} is missing")
+        raise _Unreadable(_("its audio {name} is missing").format(name=audio.name))
     saved_at = meta.get("saved_at")
     try:
         when = datetime.fromisoformat(saved_at) if isinstance(saved_at, str) else None
@@ -143,7 +148,7 @@ def _entry(sidecar: Path, meta: dict[str, Any]) -> LibraryEntry:
     return LibraryEntry(
         path=audio.resolve(),
         sidecar=sidecar.resolve(),
-        title=title if len(title) <= 60 else title[:59] + "…",
+        title=title if len(title) <= 60 else clip(title, 59) + "…",
         when=when,
         model=str(meta.get("model") or request.get("model") or ""),
         mode=mode,
@@ -176,7 +181,9 @@ def scan(
         except _Unreadable as why:
             if warn:
                 warnings.warn(
-                    f"funmusic library: skipped {sidecar.name}: {why}",
+                    _("funmusic library: skipped {name}: {why}").format(
+                        name=sidecar.name, why=why
+                    ),
                     FunMusicWarning,
                     stacklevel=2,
                 )
@@ -193,7 +200,7 @@ def _request_of(meta: dict[str, Any]) -> SongRequest:
     return build_request(
         text=described[mode],
         mode=mode,
-        gender=described["gender"],
+        gender=described["gender"] or None,  # "" for fun-music-preview, which takes none
         format=described["format"],
         model=described["model"],
         stream=bool(described.get("stream")),
@@ -259,13 +266,27 @@ def reuse_note(song: Song, *, fresh: str = "--fresh") -> str:
 
     ``fresh`` names the way to ask for a new take in the caller's own terms
     (``reuse=False`` in Python, ``--fresh`` on the magic and the command line)."""
-    where = shown_path(song.saved_path) if song.saved_path else "the library"
+    where = shown_path(song.saved_path) if song.saved_path else _("the library")
     made = local_time(song.made_at)
-    return f"reused from {where}, made {made}, not billed; {fresh} makes a new take"
+    return _("reused from {where}, made {made}, not billed; {fresh} makes a new take").format(
+        where=where, made=made, fresh=fresh
+    )
 
 
 # -- the library as a table ----------------------------------------------------------------------
 _COLUMNS = ("when", "title", "mode", "gender", "format", "duration", "cost", "backend", "file")
+_HEADINGS = {
+    "when": N_("when"),
+    "title": N_("title"),
+    "mode": N_("mode"),
+    "gender": N_("gender"),
+    "format": N_("format"),
+    "duration": N_("duration"),
+    "cost": N_("cost"),
+    "backend": N_("backend"),
+    "file": N_("file"),
+    "play": N_("play"),
+}
 
 
 class Library:
@@ -306,11 +327,13 @@ class Library:
             currency=self.currency,
         )
 
-    def cost(self) -> CostReport:
+    def cost(self, *, session: bool = True) -> CostReport:
         """Billed seconds and cost, per day and in total, real service apart from the simulator
-        (a ``CostReport``, which shows as a table)."""
+        (a ``CostReport``, which shows as a table; ``session=False`` leaves out this process's
+        running total)."""
         return cost_report(
-            self.entries, price_per_second=self.price_per_second, currency=self.currency
+            self.entries, price_per_second=self.price_per_second, currency=self.currency,
+            session=session,
         )
 
     def _row(self, entry: LibraryEntry) -> dict[str, str]:
@@ -318,24 +341,34 @@ class Library:
         return {
             "when": f"{entry.when.astimezone():%Y-%m-%d %H:%M}",
             "title": entry.title,
-            "mode": entry.mode,
-            "gender": entry.gender,
+            "mode": field_name(entry.mode) if entry.mode else "",
+            "gender": gender_text(entry.gender),
             "format": entry.format,
             "duration": DASH if entry.duration is None else f"{entry.duration:g} s",
             "cost": DASH if cost is None else format_money(cost, self.currency),
-            "backend": "simulator" if entry.simulated else "Fun-Music",
-            "file": shown_path(entry.path) + (" (partial)" if entry.partial else ""),
+            "backend": _("simulator") if entry.simulated else "Fun-Music",
+            "file": shown_path(entry.path) + (_(" (partial)") if entry.partial else ""),
         }
 
     def _summary(self) -> str:
         n = len(self.entries)
         partial = sum(e.partial for e in self.entries)
-        extra = f", {partial} partial" if partial else ""
-        return f"{n} song{'s' if n != 1 else ''} in {shown_path(self.directory)}{extra}"
+        extra = _(", {count} partial").format(count=partial) if partial else ""
+        return ngettext(
+            "{count} song in {folder}{partial}", "{count} songs in {folder}{partial}", n
+        ).format(count=n, folder=shown_path(self.directory), partial=extra)
+
+    def _empty(self) -> str:
+        return _("No songs yet in {folder}.").format(folder=shown_path(self.directory))
 
     def __repr__(self) -> str:
+        # The text/plain nbval compares: English whatever the language (see _i18n).
+        with use_language("en"):
+            return self._repr_text()
+
+    def _repr_text(self) -> str:
         if not self.entries:
-            return f"No songs yet in {shown_path(self.directory)}."
+            return self._empty()
         lines = [self._summary()]
         for entry in self.entries:
             r = self._row(entry)
@@ -350,9 +383,10 @@ class Library:
         from ._html import BOX, TABLE, TD, TH
 
         if not self.entries:
-            return f'<div class="funmusic-library" style="{BOX}">{_e(repr(self))}</div>'
+            return f'<div class="funmusic-library" style="{BOX}">{_e(self._empty())}</div>'
         head = "".join(
-            f'<th style="{TH} border-top: none;">{_e(c)}</th>' for c in (*_COLUMNS, "play")
+            f'<th style="{TH} border-top: none;">{_e(_(_HEADINGS[c]))}</th>'
+            for c in (*_COLUMNS, "play")
         )
         rows = []
         for entry in self.entries:

@@ -38,7 +38,9 @@ from typing import Any
 import anywidget
 import traitlets
 
-__all__ = ["LivePlayer", "RESEND_PIECE", "STATUSES", "live_player_esm"]
+from ._i18n import _
+
+__all__ = ["LivePlayer", "RESEND_PIECE", "STATUSES", "live_player_esm", "player_labels"]
 
 STATUSES = ("waiting", "streaming", "complete", "stopped", "failed")
 FORMATS = ("mp3", "wav")
@@ -62,6 +64,42 @@ _EXPORT_WORD = re.compile(r"^export\s+(?=(?:async\s+)?(?:function|class|const)\b
 
 def _static(name: str) -> str:
     return resources.files(__package__).joinpath("static", name).read_text(encoding="utf-8")
+
+
+def player_labels() -> dict[str, str]:
+    """Every text the player shows, in the current language, for its ``labels`` trait.
+
+    The front end fills ``{placeholders}`` itself (``{error}``, ``{position}``, ``{received}``,
+    ``{total}``) and falls back to its own English copy of each text for a missing key.
+    """
+    return {
+        "play": _("Play"),
+        "pause": _("Pause"),
+        "download": _("Download"),
+        "seek": _("Seek within the received audio"),
+        "time": _("{position} / {total}"),
+        "timeReceived": _("{position} / {received} received"),
+        "valueText": _("{position} of {received} received"),
+        "unsupported": _(
+            "Live playback is not available in this browser; the player appears when the song "
+            "is done."
+        ),
+        "handedOver": _("Continues in the song's player."),
+        "liveFailed": _("Live playback failed: {error}."),
+        "cannotPlay": _("Cannot play live: {error}."),
+        "buffering": _("Buffering…"),
+        "stoppedEarly": _("Stopped before any audio arrived."),
+        "failedEarly": _("Failed before any audio arrived."),
+        "waiting": _("Waiting for the first audio…"),
+        "ready": _("Ready"),
+        "pressPlay": _("Streaming: press Play"),
+        "playing": _("Playing"),
+        "playingStreaming": _("Playing while it streams"),
+        "ended": _("Played to the end"),
+        "autoplayBlocked": _("The browser blocked autoplay: press Play."),
+        "playRefused": _("The browser refused to play: press Play again."),
+        "couldNotPlay": _("Could not play: {error}"),
+    }
 
 
 def live_player_esm() -> str:
@@ -92,6 +130,9 @@ class LivePlayer(anywidget.AnyWidget):
     # "auto": MP3 through Media Source Extensions where the browser has them, else Web Audio;
     # "webaudio": always Web Audio (what browsers without audio/mpeg MSE, e.g. Firefox, use).
     engine = traitlets.Enum(("auto", "webaudio"), "auto").tag(sync=True)
+    # Every text the player shows, in the language of whoever made the player (``player_labels``):
+    # the front end has no gettext, so Python sends the words.
+    labels = traitlets.Dict(value_trait=traitlets.Unicode()).tag(sync=True)
     # Keys the browser's per-model state (anywidget gives initialize and render different
     # proxies of one model, so they cannot share state by identity).
     _key = traitlets.Unicode("").tag(sync=True)
@@ -113,6 +154,7 @@ class LivePlayer(anywidget.AnyWidget):
             autoplay=autoplay,
             handoff_id=handoff_id or uuid.uuid4().hex,
             _key=uuid.uuid4().hex,
+            labels=kwargs.pop("labels", None) or player_labels(),
             **kwargs,
         )
         self._lock = threading.Lock()

@@ -42,7 +42,7 @@ from ._live_session import LiveSession
 from ._models import Song
 from ._policy import StreamPreference, plan_request
 from ._spending import check_budget
-from ._validation import FORMATS, GENDERS, SongRequest
+from ._validation import FORMATS, GENDERS, PREVIEW_MODEL, SongRequest
 from ._worker import FINAL_STATES, Job, client_options, current_worker, get_worker
 
 __all__ = ["FunMusicMagics", "load_ipython_extension", "unload_ipython_extension"]
@@ -198,6 +198,7 @@ class FunMusicMagics(Magics):
     @argument("-f", "--format", type=_lower, choices=FORMATS, help="Audio format (default: mp3).")
     @argument("--lyrics", action="store_true", help="The cell is lyrics (default: auto).")
     @argument("--prompt", action="store_true", help="The cell is a description (default: auto).")
+    @argument("--instrumental", action="store_true", help="A song with no vocals.")
     @argument("--stream", action="store_true", help="Insist on streaming (else: when it can).")
     @argument("--no-stream", action="store_true", help="Generate, then download: longer texts.")
     @argument("--wait", action="store_true", help="Block until done; show the result once.")
@@ -276,12 +277,17 @@ class FunMusicMagics(Magics):
         """The validated request, and notes about it (its warnings, then the policy's)."""
         mode = "lyrics" if opts.lyrics else "prompt" if opts.prompt else "auto"
         # The body goes in untouched: no str.format, no $-expansion (IPython expands the line only).
+        model = opts.model or self.model
+        # fun-music-preview takes no gender: the trait is a default, not a choice for this cell,
+        # so it is left out for that model; an explicit --gender is passed on (and refused).
+        default_gender = None if model.strip() == PREVIEW_MODEL else self.gender
         fields: dict[str, Any] = {
             "text": cell,
-            "gender": opts.gender or self.gender,
+            "gender": opts.gender or default_gender,
             "format": opts.format or self.format,
-            "model": opts.model or self.model,
+            "model": model,
             "mode": mode,
+            "instrumental": opts.instrumental,
         }
         # The shared policy (_policy): --stream insists, --no-stream (or the trait set to False)
         # never streams, and otherwise streaming is preferred, falling back with a note.

@@ -50,6 +50,7 @@ from ._storage import DEFAULT_OUTPUT_DIR
 from ._validation import (
     FORMATS,
     GENDERS,
+    PREVIEW_MODEL,
     SongRequest,
     detect_mode,
     limit_for,
@@ -111,8 +112,8 @@ class FunMusicPanel(widgets.VBox):  # type: ignore[misc]
 
     Keyword arguments (all optional):
 
-    ``text``, ``mode`` ("auto", "prompt", "lyrics"), ``gender``, ``format``
-        Initial values of the controls.
+    ``text``, ``mode`` ("auto", "prompt", "lyrics"), ``gender``, ``format``, ``instrumental``
+        Initial values of the controls (``instrumental=True``: a song with no vocals).
     ``stream``
         "auto" (default): stream when the text allows it, else make the song without streaming,
         with a note; ``True``: always stream (texts that cannot be streamed are refused);
@@ -164,6 +165,7 @@ class FunMusicPanel(widgets.VBox):  # type: ignore[misc]
         mode: str = "auto",
         gender: str = "female",
         format: str = "mp3",
+        instrumental: bool = False,
         stream: bool | str | None = "auto",
         model: str = "fun-music-v1",
         backend: str = "auto",
@@ -259,6 +261,17 @@ class FunMusicPanel(widgets.VBox):  # type: ignore[misc]
             description="Format",
             style={"button_width": "5.5em"},
         )
+        self.instrumental = widgets.Checkbox(
+            value=bool(instrumental),
+            description="Instrumental (no vocals)",
+            indent=False,
+            layout=widgets.Layout(width="auto"),
+        )
+        self._takes_gender = self._model.strip() != PREVIEW_MODEL
+        if not self._takes_gender:
+            # fun-music-preview takes no gender: the toggle would do nothing, so it says so.
+            self.gender.disabled = True
+            self.gender.tooltips = [f"{PREVIEW_MODEL} takes no gender"] * len(GENDERS)
         self.stream = widgets.ToggleButtons(
             options=_STREAMING,
             value="auto" if preference is None else preference,
@@ -302,6 +315,7 @@ class FunMusicPanel(widgets.VBox):  # type: ignore[misc]
         self.mode.observe(self._on_input, names="value")
         self.gender.observe(self._on_input, names="value")
         self.format.observe(self._on_input, names="value")
+        self.instrumental.observe(self._on_input, names="value")
         self.stream.observe(self._on_input, names="value")
         self.generate_button.on_click(self._on_generate)
         self.cancel_button.on_click(self._on_cancel)
@@ -312,7 +326,7 @@ class FunMusicPanel(widgets.VBox):  # type: ignore[misc]
                 self.text,
                 self.counter,
                 self.mode,
-                widgets.HBox([self.gender, self.format]),
+                widgets.HBox([self.gender, self.format, self.instrumental]),
                 self.stream,
                 self.message,
                 widgets.HBox([self.generate_button, self.cancel_button]),
@@ -417,8 +431,9 @@ class FunMusicPanel(widgets.VBox):  # type: ignore[misc]
             request, notes = plan_request(
                 text=text,
                 mode=mode,
-                gender=self.gender.value,
+                gender=self.gender.value if self._takes_gender else None,
                 format=self.format.value,
+                instrumental=self.instrumental.value,
                 stream=stream,
                 model=self._model,
             )

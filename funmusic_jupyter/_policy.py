@@ -23,6 +23,7 @@ from __future__ import annotations
 from typing import Any, Literal, NamedTuple
 
 from ._errors import ValidationError, quote
+from ._i18n import _
 from ._validation import SongRequest, build_request, limit_for, text_stats
 
 __all__ = ["Plan", "StreamPreference", "plan_request", "refused_stream", "stream_preference"]
@@ -45,7 +46,9 @@ def stream_preference(value: object) -> bool | None:
         return value
     if isinstance(value, str) and value.strip().lower() == "auto":
         return None
-    raise ValidationError(f"stream must be True, False or 'auto'; got {quote(value)}")
+    raise ValidationError(
+        _("stream must be True, False or 'auto'; got {value}").format(value=quote(value))
+    )
 
 
 def refused_stream(stream: StreamPreference) -> bool:
@@ -78,9 +81,8 @@ def _fallback_note(request: SongRequest) -> str:
     # note stays right whatever wording that message has.
     limit = limit_for(request.mode, request.language, True)
     count = limit.measure(text_stats(request.text))
-    return (
-        f"not streamed: {limit.description} must be {limit.low:,}–{limit.high:,} {limit.unit} "
-        f"and this has {count:,}, so the song is made without streaming and appears when it "
-        "is done (turn streaming off to ask for that up front: --no-stream, stream=False, "
-        "or Off in the panel)"
-    )
+    return _(
+        "not streamed: {what} must be {range} and this has {count:,}, so the song is made "
+        "without streaming and appears when it is done (turn streaming off to ask for that up "
+        "front: --no-stream, stream=False, or Off in the panel)"
+    ).format(what=limit.describe(), range=limit.range_text(), count=count)

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from ._errors import BudgetExceededError
 from ._html import BOX, TABLE, TD, TH, format_money
 from ._html import escape as _e
+from ._i18n import _, ngettext, use_language
 
 if TYPE_CHECKING:
     from ._library import LibraryEntry
@@ -81,11 +82,13 @@ def configured(name: str, default: Any) -> Any:
 def session_total_text(price_per_second: float, currency: str) -> str:
     """The metadata table's "Session total" row."""
     seconds = session_seconds()
-    text = f"{format_money(seconds * price_per_second, currency)} ({seconds:g} s billed)"
+    money = format_money(seconds * price_per_second, currency)
     budget = configured("budget", None)
     if isinstance(budget, (int, float)):
-        text += f" of a {format_money(float(budget), currency)} budget"
-    return text
+        return _("{money} ({seconds:g} s billed) of a {budget} budget").format(
+            money=money, seconds=seconds, budget=format_money(float(budget), currency)
+        )
+    return _("{money} ({seconds:g} s billed)").format(money=money, seconds=seconds)
 
 
 def check_budget(
@@ -112,10 +115,15 @@ def check_budget(
     spent = seconds * float(price)
     if spent >= float(budget):
         raise BudgetExceededError(
-            f"budget reached: this session has spent {format_money(spent, money)} "
-            f"({seconds:g} s billed) of its {format_money(float(budget), money)} budget, so "
-            "nothing was sent; raise it with %config FunMusicMagics.budget = <amount> "
-            "(or budget=None to turn it off)"
+            _(
+                "budget reached: this session has spent {spent} ({seconds:g} s billed) of its "
+                "{budget} budget, so nothing was sent; raise it with "
+                "%config FunMusicMagics.budget = <amount> (or budget=None to turn it off)"
+            ).format(
+                spent=format_money(spent, money),
+                seconds=seconds,
+                budget=format_money(float(budget), money),
+            )
         )
 
 
@@ -138,6 +146,8 @@ class CostReport:
     price_per_second: float
     days: dict[date, _Day] = field(default_factory=dict)
     partial_songs: int = 0
+    # False outside a kernel (``funmusic cost``), where "this session" would always say 0 s.
+    session: bool = True
 
     @property
     def billed_seconds(self) -> float:
@@ -157,47 +167,54 @@ class CostReport:
             rows.append(
                 (
                     day.isoformat(),
-                    f"{d.songs} song{'s' if d.songs != 1 else ''}, {d.billed_seconds:g} s",
+                    _songs_seconds(d.songs, d.billed_seconds),
                     format_money(d.cost, self.currency),
-                    f"{d.simulated_songs} song{'s' if d.simulated_songs != 1 else ''}, "
-                    f"{d.simulated_seconds:g} s",
+                    _songs_seconds(d.simulated_songs, d.simulated_seconds),
                 )
             )
         songs = sum(d.songs for d in self.days.values())
         sim = sum(d.simulated_songs for d in self.days.values())
         rows.append(
             (
-                "total",
-                f"{songs} song{'s' if songs != 1 else ''}, {self.billed_seconds:g} s",
+                _("total"),
+                _songs_seconds(songs, self.billed_seconds),
                 format_money(self.cost, self.currency),
-                f"{sim} song{'s' if sim != 1 else ''}, {self.simulated_seconds:g} s",
+                _songs_seconds(sim, self.simulated_seconds),
             )
         )
         return rows
 
     def _footer(self) -> str:
-        session = session_total_text(self.price_per_second, self.currency)
         partial = (
-            f"; {self.partial_songs} partial song(s) not counted (their billed length is unknown)"
+            _(
+                "; {count} partial song(s) not counted (their billed length is unknown)"
+            ).format(count=self.partial_songs)
             if self.partial_songs
             else ""
         )
-        return f"this kernel session: {session}; the simulator is free{partial}"
+        if not self.session:
+            return _("the simulator is free{partial}").format(partial=partial)
+        session = session_total_text(self.price_per_second, self.currency)
+        return _("this kernel session: {session}; the simulator is free{partial}").format(
+            session=session, partial=partial
+        )
+
+    def _head(self) -> tuple[str, str, str, str]:
+        return (_("day"), _("Fun-Music (billed)"), _("cost"), _("simulator (free)"))
 
     def __repr__(self) -> str:
-        head = ("day", "Fun-Music (billed)", "cost", "simulator (free)")
-        rows = [head, *self._rows()]
+        # The text/plain nbval compares: English whatever the language (see _i18n).
+        with use_language("en"):
+            rows = [self._head(), *self._rows()]
+            footer = self._footer()
         widths = [max(len(r[i]) for r in rows) for i in range(4)]
         lines = [
             "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows
         ]
-        return "\n".join([*lines, self._footer()])
+        return "\n".join([*lines, footer])
 
     def _repr_html_(self) -> str:
-        head = "".join(
-            f'<th style="{TH} border-top: none;">{_e(c)}</th>'
-            for c in ("day", "Fun-Music (billed)", "cost", "simulator (free)")
-        )
+        head = "".join(f'<th style="{TH} border-top: none;">{_e(c)}</th>' for c in self._head())
         body = "".join(
             "<tr>" + "".join(f'<td style="{TD}">{_e(c)}</td>' for c in r) + "</tr>"
             for r in self._rows()
@@ -208,10 +225,18 @@ class CostReport:
         )
 
 
+def _songs_seconds(songs: int, seconds: float) -> str:
+    """``2 songs, 61.5 s``."""
+    return ngettext("{count} song, {seconds:g} s", "{count} songs, {seconds:g} s", songs).format(
+        count=songs, seconds=seconds
+    )
+
+
 def cost_report(
-    entries: Iterable[LibraryEntry], *, price_per_second: float, currency: str
+    entries: Iterable[LibraryEntry], *, price_per_second: float, currency: str,
+    session: bool = True,
 ) -> CostReport:
-    report = CostReport(currency=currency, price_per_second=price_per_second)
+    report = CostReport(currency=currency, price_per_second=price_per_second, session=session)
     for entry in sorted(entries, key=lambda e: e.when, reverse=True):
         if entry.partial or entry.duration is None:
             report.partial_songs += 1

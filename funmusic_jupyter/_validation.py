@@ -27,9 +27,9 @@ Counting
     words".
 Instrumental and the preview model (from the vendor's newer pages, not the original reference)
     ``instrumental=True`` sends ``"is_instrumental": true`` (a song with no vocals); it must be
-    a real ``bool``. ``fun-music-preview`` takes a prompt only: lyrics, and a gender other than
-    the default (female, which front ends always hold), are refused before sending, and no
-    ``gender`` is sent for it.
+    a real ``bool``. ``fun-music-preview`` takes a prompt only: lyrics, and any gender (the
+    default one too, since it would silently do nothing), are refused before sending, and no
+    ``gender`` is sent for it. The magic and the panel leave their default voice out for it.
 Limits (``fun-music-v1``; other model names skip the length limits but keep every other check)
 
     =================  ======================  ==================================
@@ -46,11 +46,12 @@ from __future__ import annotations
 import json
 import re
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from ._errors import ValidationError, quote
+from ._i18n import N_, _, ngettext
 
 __all__ = [
     "GENDERS",
@@ -93,6 +94,34 @@ def encode_payload(payload: Mapping[str, Any]) -> bytes:
     ).encode("utf-8")
 
 
+# The request's fields as messages name them. In English a field is its parameter name
+# ("lyrics must be …"); a translation may use its own word (歌词).
+_FIELDS = {
+    "lyrics": N_("lyrics"),
+    "prompt": N_("prompt"),
+    "text": N_("text"),
+    "model": N_("model"),
+    "gender": N_("gender"),
+    "format": N_("format"),
+    "mode": N_("mode"),
+    "stream": N_("stream"),
+    "instrumental": N_("instrumental"),
+}
+
+
+_GENDER_WORDS = {"female": N_("female"), "male": N_("male")}
+
+
+def field_name(name: str) -> str:
+    """A request field's name as the current language says it (``lyrics`` -> 歌词)."""
+    return _(_FIELDS[name]) if name in _FIELDS else name
+
+
+def gender_text(gender: str) -> str:
+    """A voice as the current language says it (``female`` -> 女声); "" stays ""."""
+    return _(_GENDER_WORDS[gender]) if gender in _GENDER_WORDS else gender
+
+
 def _check_sendable(name: str, value: object) -> None:
     """Refuse what ``encode_payload`` cannot send, naming the field and what is wrong."""
     try:
@@ -101,18 +130,24 @@ def _check_sendable(name: str, value: object) -> None:
         bad = exc.object[exc.start:exc.end][:1] if isinstance(exc.object, str) else ""
         where = ""
         if isinstance(value, str) and bad in value:
-            where = f" at character {value.index(bad) + 1:,}"
+            where = _(" at character {position:,}").format(position=value.index(bad) + 1)
         raise ValidationError(
-            f"{name} must be valid Unicode text; got a lone surrogate {bad!r}{where}, which "
-            "cannot be sent as UTF-8 (text pasted from a broken source?)"
+            _(
+                "{name} must be valid Unicode text; got a lone surrogate {bad!r}{where}, which "
+                "cannot be sent as UTF-8 (text pasted from a broken source?)"
+            ).format(name=field_name(name), bad=bad, where=where)
         ) from None
     except ValueError:
         raise ValidationError(
-            f"{name} must be JSON without NaN or infinity; got {quote(value)}"
+            _("{name} must be JSON without NaN or infinity; got {value}").format(
+                name=field_name(name), value=quote(value)
+            )
         ) from None
     except TypeError:
         raise ValidationError(
-            f"{name} must be JSON-serialisable; got {type(value).__name__}"
+            _("{name} must be JSON-serialisable; got {type}").format(
+                name=field_name(name), type=type(value).__name__
+            )
         ) from None
 
 
@@ -135,13 +170,16 @@ def _script_of(ch: str) -> str | None:
     """The script of a letter we must refuse, or None when the letter is allowed."""
     o = ord(ch)
     if 0x3040 <= o <= 0x30FF or 0x31F0 <= o <= 0x31FF or 0xFF66 <= o <= 0xFF9D:
-        return "Japanese kana"
+        return _("Japanese kana")
     if 0xAC00 <= o <= 0xD7AF or 0x1100 <= o <= 0x11FF or 0x3130 <= o <= 0x318F:
-        return "Korean hangul"
+        return _("Korean hangul")
     if _is_han(ch) or o < 0x250 or 0x1E00 <= o <= 0x1EFF or 0xFF21 <= o <= 0xFF5A:
         return None
     name = unicodedata.name(ch, "")
-    return (name.split(" ")[0].title() if name else "an unsupported") + " script"
+    if not name:
+        return _("an unsupported script")
+    # The script's own name stays as Unicode writes it (Cyrillic, Thai…).
+    return _("{name} script").format(name=name.split(" ")[0].title())
 
 
 @dataclass(frozen=True)
@@ -193,12 +231,15 @@ def detect_mode(text: str) -> Mode:
     return "lyrics" if _TAG_LINE.search(text) else "prompt"
 
 
+Unit = Literal["characters", "words", "Chinese characters or English words"]
+
+
 @dataclass(frozen=True)
 class Limit:
     low: int
     high: int
-    unit: Literal["characters", "words", "Chinese characters or English words"]
-    description: str  # "lyrics for streaming", "English lyrics" …
+    unit: Unit  # the English name, also what the code tests: see ``unit_text`` for people
+    description: str  # "Chinese lyrics for streaming" …: English; ``describe()`` translates
 
     def measure(self, stats: TextStats) -> int:
         if self.unit == "characters":
@@ -207,43 +248,95 @@ class Limit:
             return stats.words
         return stats.units
 
+    def describe(self) -> str:
+        """``description`` in the current language."""
+        return _(self.description)
+
+    def range_text(self) -> str:
+        """``300–350 characters`` (``300–350 个字``) in the current language."""
+        return _RANGE[self.unit]().format(low=self.low, high=self.high)
+
+
+# Every description limit_for gives, marked whole so a translation can order its words.
+_DESCRIPTIONS = {
+    ("lyrics", "zh", True): N_("Chinese lyrics for streaming"),
+    ("lyrics", "zh", False): N_("Chinese lyrics for non-streaming"),
+    ("lyrics", "en", True): N_("English lyrics for streaming"),
+    ("lyrics", "en", False): N_("English lyrics for non-streaming"),
+    ("prompt", "zh", True): N_("a prompt for streaming"),
+    ("prompt", "zh", False): N_("a prompt for non-streaming"),
+    ("prompt", "en", True): N_("a prompt for streaming"),
+    ("prompt", "en", False): N_("a prompt for non-streaming"),
+}
+# A range of a unit, and a count of it: in Chinese with its measure word (300–350 个字).
+_RANGE: dict[str, Callable[[], str]] = {
+    "characters": lambda: _("{low:,}–{high:,} characters"),
+    "words": lambda: _("{low:,}–{high:,} words"),
+    "Chinese characters or English words": lambda: _(
+        "{low:,}–{high:,} Chinese characters or English words"
+    ),
+}
+
+
+def unit_text(unit: str) -> str:
+    """A limit's unit as the current language names it (for a counter: "412 characters")."""
+    if unit == "characters":
+        return _("characters")
+    if unit == "words":
+        return _("words")
+    return _("Chinese characters or English words")
+
 
 def limit_for(mode: Mode, language: Language, stream: bool) -> Limit:
     """The service's limit for one mode, language and streaming setting."""
-    lang = "Chinese" if language == "zh" else "English"
-    how = "streaming" if stream else "non-streaming"
+    description = _DESCRIPTIONS[(mode, language, stream)]
     if mode == "lyrics":
         if language == "zh":
             low, high = (300, 350) if stream else (5, 350)
-            return Limit(low, high, "characters", f"{lang} lyrics for {how}")
+            return Limit(low, high, "characters", description)
         if stream:
-            return Limit(200, 250, "words", f"{lang} lyrics for {how}")
-        return Limit(5, 2000, "characters", f"{lang} lyrics for {how}")
+            return Limit(200, 250, "words", description)
+        return Limit(5, 2000, "characters", description)
     if stream:
-        return Limit(5, 1000, "Chinese characters or English words", f"a prompt for {how}")
-    return Limit(1, 2000, "characters", f"a prompt for {how}")
+        return Limit(5, 1000, "Chinese characters or English words", description)
+    return Limit(1, 2000, "characters", description)
 
 
 def _fix_hint(mode: Mode, limit: Limit, got: int, stream: bool, language: Language) -> str:
     other = limit_for(mode, language, not stream)
     if got > limit.high:
-        fix = f"Remove at least {_plural(got - limit.high, limit.unit)}"
+        extra = count_text(got - limit.high, limit.unit)
         if stream and other.high > limit.high:
-            return f"{fix}, or use non-streaming (stream=False, --no-stream) for longer {mode}."
-        return f"{fix}."
-    fix = f"Add at least {_plural(limit.low - got, limit.unit)}"
+            if mode == "lyrics":
+                return _(
+                    "Remove at least {count}, or use non-streaming (stream=False, --no-stream) "
+                    "for longer lyrics."
+                ).format(count=extra)
+            return _(
+                "Remove at least {count}, or use non-streaming (stream=False, --no-stream) "
+                "for longer prompt."
+            ).format(count=extra)
+        return _("Remove at least {count}.").format(count=extra)
+    missing = count_text(limit.low - got, limit.unit)
     if stream:
-        return (
-            f"{fix}, or use non-streaming (stream=False, --no-stream), which accepts "
-            f"{other.low:,}–{other.high:,} {other.unit}."
-        )
-    return f"{fix}."
+        return _(
+            "Add at least {count}, or use non-streaming (stream=False, --no-stream), which "
+            "accepts {range}."
+        ).format(count=missing, range=other.range_text())
+    return _("Add at least {count}.").format(count=missing)
 
 
-def _plural(n: int, unit: str) -> str:
-    if n == 1:
-        unit = {"characters": "character", "words": "word"}.get(unit, unit)
-    return f"{n:,} {unit}"
+def count_text(n: int, unit: str) -> str:
+    """``1 character``, ``412 characters`` (``412 个字``): a count of a limit's unit."""
+    if unit == "characters":
+        return ngettext("{count:,} character", "{count:,} characters", n).format(count=n)
+    if unit == "words":
+        return ngettext("{count:,} word", "{count:,} words", n).format(count=n)
+    return ngettext(
+        "{count:,} Chinese characters or English words",
+        "{count:,} Chinese characters or English words",
+        n,
+    ).format(count=n)
 
 
 def _check_length(mode: Mode, stream: bool, stats: TextStats, *, tags: bool) -> None:
@@ -254,11 +347,15 @@ def _check_length(mode: Mode, stream: bool, stats: TextStats, *, tags: bool) -> 
     # Say how we counted, so the user can check the number (``len(text)`` counts spaces).
     how = ""
     if limit.unit == "characters":
-        how = ", not counting spaces or tag lines" if tags else ", not counting spaces"
+        how = _(", not counting spaces or tag lines") if tags else _(", not counting spaces")
     raise ValidationError(
-        f"{limit.description} must be {limit.low:,}–{limit.high:,} {limit.unit}; "
-        f"got {_plural(got, limit.unit)}{how}. "
-        f"{_fix_hint(mode, limit, got, stream, stats.language)}"
+        _("{what} must be {range}; got {count}{how}. {fix}").format(
+            what=limit.describe(),
+            range=limit.range_text(),
+            count=count_text(got, limit.unit),
+            how=how,
+            fix=_fix_hint(mode, limit, got, stream, stats.language),
+        )
     )
 
 
@@ -281,9 +378,16 @@ def _check_script(text: str, what: str, offset: int = 0) -> None:
                 ):
                     end += 1
                 raise ValidationError(
-                    f"{what} must be Chinese or English; got {script} "
-                    f"({quote(text[i:end], 20)} at character {offset + i + 1:,}). "
-                    "Fun-Music sings only Chinese and English: translate the text."
+                    _(
+                        "{what} must be Chinese or English; got {script} ({excerpt} at "
+                        "character {position:,}). Fun-Music sings only Chinese and English: "
+                        "translate the text."
+                    ).format(
+                        what=field_name(what),
+                        script=script,
+                        excerpt=quote(text[i:end], 20),
+                        position=offset + i + 1,
+                    )
                 )
 
 
@@ -291,15 +395,30 @@ def _check_has_letters(text: str, what: str) -> None:
     # Emoji, punctuation or zero-width spaces alone would be sent and billed for nothing.
     if not any(_is_han(ch) or _is_latin_letter(ch) for ch in _strip_tags(text)):
         raise ValidationError(
-            f"{what} must have Chinese or English words (at least one Han character or Latin "
-            f"letter); got {quote(text)}, which has none"
+            _(
+                "{what} must have Chinese or English words (at least one Han character or Latin "
+                "letter); got {value}, which has none"
+            ).format(what=field_name(what), value=quote(text))
         )
 
 
 def _choice(name: str, value: object, allowed: tuple[str, ...]) -> str:
     if not isinstance(value, str) or value.strip().lower() not in allowed:
-        raise ValidationError(f"{name} must be one of {', '.join(allowed)}; got {quote(value)}")
+        raise ValidationError(
+            _("{name} must be one of {choices}; got {value}").format(
+                name=field_name(name), choices=", ".join(allowed), value=quote(value)
+            )
+        )
     return value.strip().lower()
+
+
+def _check_flag(name: str, value: object) -> None:
+    if not isinstance(value, bool):
+        raise ValidationError(
+            _("{name} must be True or False; got {value}").format(
+                name=field_name(name), value=quote(value)
+            )
+        )
 
 
 @dataclass(frozen=True)
@@ -375,17 +494,23 @@ def build_request(
     """
     warnings: list[str] = []
     if mode not in ("auto", "lyrics", "prompt"):
-        raise ValidationError(f"mode must be one of auto, lyrics, prompt; got {quote(mode)}")
-    if not isinstance(model, str) or not model.strip():
         raise ValidationError(
-            f"model must be a model name such as {DEFAULT_MODEL!r}; got {quote(model)}"
+            _("{name} must be one of {choices}; got {value}").format(
+                name=field_name("mode"), choices="auto, lyrics, prompt", value=quote(mode)
+            )
         )
+    if not isinstance(model, str) or not model.strip():
+        raise ValidationError(_model_error(model))
     for name, value in (("text", text), ("prompt", prompt), ("lyrics", lyrics)):
         if value is not None and not isinstance(value, str):
-            raise ValidationError(f"{name} must be a string; got {type(value).__name__}")
+            raise ValidationError(
+                _("{name} must be a string; got {type}").format(
+                    name=field_name(name), type=type(value).__name__
+                )
+            )
     if text is not None:
         if prompt is not None or lyrics is not None:
-            raise ValidationError("pass either text= or prompt=/lyrics=, not both")
+            raise ValidationError(_("pass either text= or prompt=/lyrics=, not both"))
         chosen: Mode = detect_mode(text) if mode == "auto" else mode  # type: ignore[assignment]
         if chosen == "lyrics":
             lyrics = text
@@ -399,22 +524,30 @@ def build_request(
     has_lyrics = lyrics is not None and lyrics.strip() != ""
     has_prompt = prompt is not None and prompt.strip() != ""
     if not has_lyrics and not has_prompt:
-        given = "lyrics" if lyrics is not None else "prompt" if prompt is not None else None
-        got = f"an empty {given}" if given else "neither"
+        if lyrics is not None:
+            got = _("an empty lyrics")
+        elif prompt is not None:
+            got = _("an empty prompt")
+        else:
+            got = _("neither")
         raise ValidationError(
-            f"a song needs lyrics or a prompt with some text; got {got}. "
-            "Write lyrics (with [verse]/[chorus] tags) or describe the song."
+            _(
+                "a song needs lyrics or a prompt with some text; got {got}. "
+                "Write lyrics (with [verse]/[chorus] tags) or describe the song."
+            ).format(got=got)
         )
     if has_lyrics and has_prompt:
         warnings.append(
-            "both lyrics and a prompt were given: the lyrics are used and the prompt is ignored"
+            _("both lyrics and a prompt were given: the lyrics are used and the prompt is ignored")
         )
     final_mode: Mode = "lyrics" if has_lyrics else "prompt"
     given_text = (lyrics if has_lyrics else prompt) or ""
     body = given_text.strip("\n").rstrip()
     offset = len(given_text) - len(given_text.lstrip("\n"))  # positions in what the user wrote
     if "\x00" in body:
-        raise ValidationError(f"{final_mode} must be text; got a NUL character")
+        raise ValidationError(
+            _("{name} must be text; got a NUL character").format(name=field_name(final_mode))
+        )
     _check_sendable(final_mode, given_text)
     _check_sendable("model", model)
 
@@ -428,19 +561,20 @@ def build_request(
         # The wire's own name works too (it used to pass through as an extra input field).
         alias = extra_input.pop("is_instrumental")
         if instrumental and alias is not True:
-            raise ValidationError("pass either instrumental= or is_instrumental=, not both")
+            raise ValidationError(_("pass either instrumental= or is_instrumental=, not both"))
         instrumental = alias
-    if not isinstance(instrumental, bool):
-        raise ValidationError(f"instrumental must be True or False; got {quote(instrumental)}")
+    _check_flag("instrumental", instrumental)
     format = _choice("format", format, FORMATS)
-    if not isinstance(stream, bool):
-        raise ValidationError(f"stream must be True or False; got {quote(stream)}")
+    _check_flag("stream", stream)
 
     for key, value in extra_input.items():
         if key in _RESERVED_INPUT:
-            raise ValidationError(f"{key!r} is a named argument; pass it as {key}=…, not in extras")
-        _check_sendable(f"extra input {quote(key)}", key)
-        _check_sendable(f"extra input {quote(key)}", value)
+            raise ValidationError(
+                _("{key!r} is a named argument; pass it as {key}=…, not in extras").format(key=key)
+            )
+        where = _("extra input {key}").format(key=quote(key))
+        _check_sendable(where, key)
+        _check_sendable(where, value)
 
     _check_script(body, final_mode, offset)
     stats = text_stats(body)
@@ -448,13 +582,17 @@ def build_request(
         unknown = sorted({t for t in tags_in(body) if t not in KNOWN_TAGS})
         if unknown:
             warnings.append(
-                f"unknown structure tag(s) {', '.join('[' + t + ']' for t in unknown)}: "
-                f"Fun-Music knows {', '.join('[' + t + ']' for t in KNOWN_TAGS)}"
+                _("unknown structure tag(s) {unknown}: Fun-Music knows {known}").format(
+                    unknown=", ".join("[" + t + "]" for t in unknown),
+                    known=", ".join("[" + t + "]" for t in KNOWN_TAGS),
+                )
             )
         if stats.characters == 0:
             raise ValidationError(
-                "lyrics must have words besides structure tags; got only tags. "
-                "Write the lines under each tag."
+                _(
+                    "lyrics must have words besides structure tags; got only tags. "
+                    "Write the lines under each tag."
+                )
             )
     _check_has_letters(body, final_mode)
     limit = limit_for(final_mode, stats.language, stream)
@@ -478,35 +616,47 @@ def build_request(
     return request
 
 
+def _model_error(model: object) -> str:
+    return _("{name} must be a model name such as {example!r}; got {value}").format(
+        name=field_name("model"), example=DEFAULT_MODEL, value=quote(model)
+    )
+
+
 def _check_preview(mode: Mode, gender: object, *, detected: bool) -> None:
     """``fun-music-preview`` takes a prompt only: refuse lyrics and an explicit gender."""
     if mode == "lyrics":
-        why = " (the text has a structure-tag line such as [verse])" if detected else ""
+        why = _(" (the text has a structure-tag line such as [verse])") if detected else ""
         raise ValidationError(
-            f"{PREVIEW_MODEL} takes a prompt only; got lyrics{why}. Describe the song as a "
-            f"prompt (prompt=, --prompt), or use {DEFAULT_MODEL} for lyrics."
+            _(
+                "{preview} takes a prompt only; got lyrics{why}. Describe the song as a "
+                "prompt (prompt=, --prompt), or use {default} for lyrics."
+            ).format(preview=PREVIEW_MODEL, why=why, default=DEFAULT_MODEL)
         )
-    # The default voice is what every front end holds when nobody chose one (the magic's trait,
-    # the panel's toggle), so it is simply not sent; a voice that would change the song is refused.
-    if gender is not None and not (isinstance(gender, str) and gender.strip().lower() == "female"):
+    # Any gender given is refused, the default one too: dropping it silently would hide that it
+    # has no effect. The front ends leave their default voice out for this model (None).
+    if gender is not None:
         raise ValidationError(
-            f"{PREVIEW_MODEL} takes no gender; got gender={quote(gender)}. Leave it out, or "
-            f"use {DEFAULT_MODEL} to choose the voice."
+            _(
+                "{preview} takes no gender; got gender={value}. Leave it out, or "
+                "use {default} to choose the voice."
+            ).format(preview=PREVIEW_MODEL, value=quote(gender), default=DEFAULT_MODEL)
         )
 
 
 def validate_payload(body: object, *, stream: bool) -> SongRequest:
     """The simulator's entry point: check a request body exactly as the client would."""
     if not isinstance(body, Mapping):
-        raise ValidationError(f"the request body must be a JSON object; got {type(body).__name__}")
+        raise ValidationError(
+            _("the request body must be a JSON object; got {type}").format(type=type(body).__name__)
+        )
     model = body.get("model")
     if not isinstance(model, str) or not model:
-        raise ValidationError(
-            f"model must be a model name such as {DEFAULT_MODEL!r}; got {quote(model)}"
-        )
+        raise ValidationError(_model_error(model))
     inp = body.get("input")
     if not isinstance(inp, Mapping):
-        raise ValidationError(f"input must be a JSON object; got {type(inp).__name__}")
+        raise ValidationError(
+            _("input must be a JSON object; got {type}").format(type=type(inp).__name__)
+        )
     extra = {k: v for k, v in inp.items() if k not in _RESERVED_INPUT}  # is_instrumental: alias
     return build_request(
         prompt=inp.get("prompt"),

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from babel.messages.catalog import Catalog, Message
-from babel.messages.extract import extract_from_dir
+from babel.messages.extract import DEFAULT_KEYWORDS, extract_from_dir
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 
@@ -35,14 +35,9 @@ LOCALE = PACKAGE / "locale"
 PO = LOCALE / "zh_CN" / "LC_MESSAGES" / "funmusic.po"
 MO = PO.with_suffix(".mo")
 POT = LOCALE / "funmusic.pot"
-# The keywords the code marks strings with (Babel's defaults cover _, ngettext, pgettext, N_).
-KEYWORDS = {
-    "_": None,
-    "gettext_": None,
-    "ngettext": (1, 2),
-    "pgettext": ((1, "c"), 2),
-    "N_": None,
-}
+# The keywords pybabel extracts with (locale/README.md): its defaults (_, ngettext, pgettext,
+# N_…) and _i18n's own name for gettext.
+KEYWORDS = {**DEFAULT_KEYWORDS, "gettext_": None}
 _PLACEHOLDER = re.compile(r"\{(\w*)[^{}]*\}|%\((\w+)\)[-#0 +]*\d*(?:\.\d+)?[a-zA-Z]")
 
 
@@ -256,3 +251,37 @@ def test_ngettext_has_one_form_in_chinese() -> None:
 )
 def test_clip_never_cuts_a_character_apart(text: str, limit: int, expected: str) -> None:
     assert clip(text, limit) == expected
+
+
+# -- messages --------------------------------------------------------------------------------
+
+CHINESE_LYRICS_412 = "[verse]\n" + "雨夜的钢琴声轻轻响起\n" * 41 + "雨夜"  # 41 × 10 + 2 = 412
+
+
+def test_a_length_error_counts_in_chinese_in_chinese() -> None:
+    from funmusic_jupyter._errors import ValidationError
+    from funmusic_jupyter._validation import build_request
+
+    with pytest.raises(ValidationError) as english:
+        build_request(text=CHINESE_LYRICS_412, stream=True)
+    assert str(english.value) == (
+        "Chinese lyrics for streaming must be 300–350 characters; got 412 characters, not "
+        "counting spaces or tag lines. Remove at least 62 characters."
+    )
+    with use_language("zh"), pytest.raises(ValidationError) as chinese:
+        build_request(text=CHINESE_LYRICS_412, stream=True)
+    assert str(chinese.value) == (
+        "流式生成的中文歌词须为 300–350 个字；当前 412 个字（不计空格和结构标签行）。"
+        "请删去至少 62 个字。"
+    )
+    # The exception's class, what IPython shows first, stays English.
+    assert chinese.value.one_line().startswith("ValidationError: 流式生成的中文歌词")
+
+
+def test_quote_cuts_whole_characters_and_counts_in_the_language() -> None:
+    from funmusic_jupyter._errors import quote
+
+    text = "雨" * 39 + "👍🏽" + "x" * 10
+    assert quote(text) == repr("雨" * 39) + "… (51 characters)"
+    with use_language("zh"):
+        assert quote(text) == repr("雨" * 39) + "…（共 51 字）"

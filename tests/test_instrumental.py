@@ -77,11 +77,10 @@ def test_preview_refuses_lyrics_and_gender_in_one_line(
     assert "\n" not in str(info.value)
 
 
-def test_preview_does_not_send_the_default_voice() -> None:
-    # The magic's trait and the panel's toggle always hold a gender; the default one is not a
-    # choice the preview model would have to refuse, so it is just not sent.
-    request = build_request(prompt="a song", gender="female", model=PREVIEW)
-    assert "gender" not in request.payload()["input"] and request.gender == ""
+def test_preview_refuses_even_the_default_voice_when_it_is_given() -> None:
+    # Dropping gender="female" silently would hide that it does nothing for this model.
+    with pytest.raises(ValidationError, match=r"takes no gender; got gender='female'"):
+        build_request(prompt="a song", gender="female", model=PREVIEW)
 
 
 def test_preview_through_generate_with_default_arguments(simulator: SimulatorServer) -> None:
@@ -128,3 +127,4 @@ def test_simulator_refuses_preview_lyrics_and_gender_as_the_client_does(
         assert answer.status_code == 400
         body = json.loads(answer.content)
         assert body["code"] == "InvalidParameter" and expected in body["message"]
+

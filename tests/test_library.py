@@ -6,6 +6,7 @@ around the simulator's app), through a real IPython shell for the magics.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import time
@@ -383,3 +384,33 @@ def test_the_panel_follows_the_budget(sim: SimulatorServer, tmp_path: Path) -> N
     assert _click(panel) is None
     assert posts(sim) == before
     assert "budget reached" in panel.result.value
+
+
+@pytest.mark.parametrize("is_async", [False, True])
+def test_streaming_api_checks_the_budget_and_counts_the_song(
+    sim: SimulatorServer, is_async: bool
+) -> None:
+    # fm.stream / fm.astream follow the same budget and spending as generate().
+    async def astreamed(budget: float) -> Any:
+        async with fm.astream(prompt=OTHER, backend="api", base_url=sim.base_url,
+                              budget=budget) as song_stream:
+            async for _ in song_stream:
+                pass
+        return song_stream.song
+
+    def streamed(budget: float) -> Any:
+        if is_async:
+            return asyncio.run(astreamed(budget))
+        with fm.stream(prompt=OTHER, backend="api", base_url=sim.base_url,
+                       budget=budget) as song_stream:
+            for _ in song_stream:
+                pass
+        return song_stream.song
+
+    song = streamed(1.0)
+    assert song is not None and not song.simulated and song.key
+    assert _spending.session_seconds() == pytest.approx(song.duration)
+    before = posts(sim)
+    with pytest.raises(BudgetExceededError, match="budget reached"):
+        streamed(song.duration * 0.002 / 2)
+    assert posts(sim) == before  # refused before anything was sent

@@ -644,3 +644,28 @@ def test_status_table_never_breaks_words() -> None:
     for column in ("job", "state", "audio", "chunks", "elapsed"):
         assert "white-space: nowrap" in cells[column]
     assert "overflow-wrap: break-word" in cells["song"]
+
+
+def test_instrumental_flag_makes_a_song_without_vocals(api: InteractiveShell) -> None:
+    captured = run(api, "--instrumental -f wav --wait --out song", PROMPT)
+    song = api.user_ns["song"]
+    assert song.request.instrumental is True and song.lyrics == ""
+    assert song.request.payload()["input"]["is_instrumental"] is True
+    html = captured.outputs[0].data["text/html"]
+    assert "none: instrumental (no vocals)" in html  # the card's Gender row
+
+
+def test_preview_model_leaves_the_default_voice_out_but_refuses_an_explicit_one(
+    api: InteractiveShell,
+) -> None:
+    api.run_line_magic("config", "FunMusicMagics.gender = 'male'")  # a default, not a choice
+    run(api, "--model fun-music-preview --wait --out song", PROMPT)
+    song = api.user_ns["song"]
+    assert song.model == "fun-music-preview" and "gender" not in song.request.payload()["input"]
+    api.user_ns.pop("song")
+    with capture_output() as captured:
+        result = api.run_cell("%%funmusic --model fun-music-preview -g female --wait\n" + PROMPT)
+    assert isinstance(result.error_in_exec, ValidationError)
+    shown = (captured.stdout + captured.stderr).strip()
+    assert "fun-music-preview takes no gender; got gender='female'" in shown
+    assert "\n" not in shown and "Traceback" not in shown

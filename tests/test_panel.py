@@ -496,3 +496,34 @@ def test_the_panel_is_public_and_lazy() -> None:
     assert "FunMusicPanel" in funmusic_jupyter.__all__
     assert funmusic_jupyter.FunMusicPanel is FunMusicPanel
     assert issubclass(FunMusicPanel, widgets.DOMWidget)
+
+
+def test_instrumental_checkbox_sends_is_instrumental(panel: FunMusicPanel) -> None:
+    panel.stream.value = False
+    panel.text.value = PROMPT
+    panel.instrumental.value = True
+    panel.generate_button.click()
+    song = panel.wait(TIMEOUT)
+    wait_until(lambda: not panel.busy)
+    assert song is not None and song.request.instrumental and song.lyrics == ""
+    assert "none: instrumental (no vocals)" in panel.result.value
+
+
+def test_preview_model_panel_disables_the_voice_and_sends_none(
+    sim: SimulatorServer, tmp_path: Path
+) -> None:
+    p = FunMusicPanel(base_url=sim.base_url, output_dir=tmp_path, model="fun-music-preview")
+    try:
+        assert p.gender.disabled
+        p.stream.value = False
+        p.text.value = PROMPT
+        assert not p.generate_button.disabled, p.message.value
+        p.generate_button.click()
+        song = p.wait(TIMEOUT)
+        wait_until(lambda: not p.busy)
+        assert song is not None and "gender" not in song.request.payload()["input"]
+        assert "not chosen (the model&#x27;s own voice" in p.result.value or (
+            "not chosen (the model's own voice" in p.result.value
+        )
+    finally:
+        p.close()

@@ -47,6 +47,7 @@ from starlette.routing import Route, request_response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .._errors import ValidationError
+from .._i18n import use_language
 from .._models import mime_type_for
 from .._validation import SongRequest, validate_payload
 from ._encode import encode
@@ -683,7 +684,10 @@ def _make_generation(state: SimulatorState) -> Callable[[Request], Awaitable[Res
             return _error(404, "Model.NotExist", rid)
         stream = request.headers.get("x-dashscope-sse", "").strip().lower() == "enable"
         try:
-            song_request = validate_payload(body, stream=stream)
+            # The service answers in English whatever the kernel's language: so does its
+            # stand-in (its messages are "the API's own", shown verbatim by the client).
+            with use_language("en"):
+                song_request = validate_payload(body, stream=stream)
         except ValidationError as exc:
             return _error(400, "InvalidParameter", rid, str(exc))
 

@@ -11,14 +11,68 @@ const clock = (seconds) => {
 
 const MIME = { mp3: "audio/mpeg", wav: "audio/wav" };
 
+// Every text the player shows. Python sends them in the user's language (the `labels` trait,
+// see _live.player_labels); these English ones stand in for a key it did not send.
+const ENGLISH = {
+  play: "Play",
+  pause: "Pause",
+  download: "Download",
+  seek: "Seek within the received audio",
+  time: "{position} / {total}",
+  timeReceived: "{position} / {received} received",
+  valueText: "{position} of {received} received",
+  unsupported: "Live playback is not available in this browser; the player appears when the song is done.",
+  handedOver: "Continues in the song's player.",
+  liveFailed: "Live playback failed: {error}.",
+  cannotPlay: "Cannot play live: {error}.",
+  buffering: "Buffering…",
+  stoppedEarly: "Stopped before any audio arrived.",
+  failedEarly: "Failed before any audio arrived.",
+  waiting: "Waiting for the first audio…",
+  ready: "Ready",
+  pressPlay: "Streaming: press Play",
+  playing: "Playing",
+  playingStreaming: "Playing while it streams",
+  ended: "Played to the end",
+  autoplayBlocked: "The browser blocked autoplay: press Play.",
+  playRefused: "The browser refused to play: press Play again.",
+  couldNotPlay: "Could not play: {error}",
+};
+
+/** The label `key` in the model's language, its `{placeholders}` filled from `values`. */
+export function label(model, key, values = {}) {
+  const labels = (model && model.get("labels")) || {};
+  const text = typeof labels[key] === "string" ? labels[key] : ENGLISH[key];
+  return text.replace(/\{(\w+)\}/g, (whole, name) => (name in values ? String(values[name]) : whole));
+}
+
+/** The first `max` characters of `text`, never cutting a character apart: whole grapheme
+ * clusters where the browser can segment (an emoji with its skin tone, a letter with its
+ * accent), else whole code points (never half a surrogate pair). */
+export function clip(text, max) {
+  if (typeof Intl !== "undefined" && Intl.Segmenter) {
+    let out = "";
+    for (const { segment } of new Intl.Segmenter(undefined, { granularity: "grapheme" }).segment(text)) {
+      if (out.length + segment.length > max) break;
+      out += segment;
+    }
+    return out;
+  }
+  let out = "";
+  for (const ch of text) {
+    if (out.length + ch.length > max) break;
+    out += ch;
+  }
+  return out;
+}
+
 /** A file name from the song's title: its words, nothing a file system refuses. */
 export function fileName(title, format, partial) {
   const stem = (title || "")
     .replace(/[\\/:*?"<>|\u0000-\u001f]+/g, " ")
     .trim()
-    .replace(/\s+/g, "-")
-    .slice(0, 80);
-  return `${stem || "funmusic-song"}${partial ? "-partial" : ""}.${format}`;
+    .replace(/\s+/g, "-");
+  return `${clip(stem, 80) || "funmusic-song"}${partial ? "-partial" : ""}.${format}`;
 }
 
 /** MSE <audio> elements live outside the views, so removing a view does not pause them. */
@@ -93,18 +147,18 @@ export class PlayerView {
 
   build(el) {
     this.play = element("button", { type: "button", className: "funmusic-live-play", disabled: true });
-    this.play.setAttribute("aria-label", "Play");
+    this.play.setAttribute("aria-label", label(this.model, "play"));
     this.play.addEventListener("click", () => this.toggle(false));
     this.titleText = element("span", { className: "funmusic-live-title" });
     this.time = element("span", { className: "funmusic-live-time" });
     this.status = element("span", { className: "funmusic-live-status" });
     this.status.setAttribute("role", "status");
-    this.download = element("button", { type: "button", className: "funmusic-live-download", disabled: true }, "Download");
+    this.download = element("button", { type: "button", className: "funmusic-live-download", disabled: true }, label(this.model, "download"));
     this.download.addEventListener("click", () => this.save());
     this.canvas = element("canvas", { className: "funmusic-live-wave", tabIndex: 0 });
     // The waveform is the seek bar: a slider for keyboards and screen readers.
     this.canvas.setAttribute("role", "slider");
-    this.canvas.setAttribute("aria-label", "Seek within the received audio");
+    this.canvas.setAttribute("aria-label", label(this.model, "seek"));
     this.canvas.setAttribute("aria-valuemin", "0");
     this.canvas.addEventListener("click", (e) => this.seekClick(e));
     const row = element("div", { className: "funmusic-live-row" }, this.play, this.titleText, this.time, this.status, this.download);
@@ -140,22 +194,21 @@ export class PlayerView {
   statusText(state) {
     const status = this.model.get("status");
     const message = this.model.get("message");
-    if (state === "unsupported") {
-      return "Live playback is not available in this browser; the player appears when the song is done.";
-    }
-    if (state === "handed-over") return "Continues in the song's player.";
-    if (this.engine.error) return `Live playback failed: ${this.engine.error}.`;
-    if (this.song.decodeError && this.song.engine === "webaudio") return `Cannot play live: ${this.song.decodeError}.`;
-    if (state === "buffering") return "Buffering…";
+    const t = (key, values) => label(this.model, key, values);
+    if (state === "unsupported") return t("unsupported");
+    if (state === "handed-over") return t("handedOver");
+    if (this.engine.error) return t("liveFailed", { error: this.engine.error });
+    if (this.song.decodeError && this.song.engine === "webaudio") return t("cannotPlay", { error: this.song.decodeError });
+    if (state === "buffering") return t("buffering");
     if (status === "stopped" || status === "failed") {
       if (message) return message;
-      if (state === "waiting") return status === "stopped" ? "Stopped before any audio arrived." : "Failed before any audio arrived.";
+      if (state === "waiting") return t(status === "stopped" ? "stoppedEarly" : "failedEarly");
     }
     if (this.note && (state === "ready" || state === "paused")) return this.note;
-    if (state === "waiting") return "Waiting for the first audio…";
-    if (state === "ready") return status === "complete" ? "Ready" : "Streaming: press Play";
-    if (state === "playing") return status === "complete" ? "Playing" : "Playing while it streams";
-    if (state === "ended") return "Played to the end";
+    if (state === "waiting") return t("waiting");
+    if (state === "ready") return t(status === "complete" ? "ready" : "pressPlay");
+    if (state === "playing") return t(status === "complete" ? "playing" : "playingStreaming");
+    if (state === "ended") return t("ended");
     return "";
   }
 
@@ -172,16 +225,17 @@ export class PlayerView {
     const playing = e && e.playing;
     this.play.disabled = !e || song.store.length === 0 || this.handedOver;
     if (!this.play.disabled && !song.stats.playEnabledAt) song.stats.playEnabledAt = performance.now();
-    this.play.setAttribute("aria-label", playing ? "Pause" : "Play");
+    this.play.setAttribute("aria-label", label(this.model, playing ? "pause" : "play"));
     this.play.textContent = playing ? "❚❚" : "▶";
-    this.time.textContent = total ? `${clock(position)} / ${clock(total)}` : `${clock(position)} / ${clock(received)} received`;
+    const times = { position: clock(position), received: clock(received), total: clock(total) };
+    this.time.textContent = label(this.model, total ? "time" : "timeReceived", times);
     this.status.textContent = this.status.title = this.statusText(state); // title: when cut off
     this.download.disabled = song.store.length === 0;
     drawWaveform(this.canvas, song.peaks, { position, received: Math.max(received, song.peaks.seconds), total });
     this.canvas.dataset.bins = String(drawnBins(song.peaks));
     this.canvas.setAttribute("aria-valuemax", String(Math.round(received)));
     this.canvas.setAttribute("aria-valuenow", String(Math.round(position)));
-    this.canvas.setAttribute("aria-valuetext", `${clock(position)} of ${clock(received)} received`);
+    this.canvas.setAttribute("aria-valuetext", label(this.model, "valueText", times));
     // Autoplay once the first audio is here. Shift+Enter gave the page user activation.
     if (e && this.model.get("autoplay") && !this.autoplayTried && song.store.length > 0 && !this.handedOver) {
       this.autoplayTried = true;
@@ -202,9 +256,9 @@ export class PlayerView {
       // NotAllowedError: no user activation yet (autoplay refused). AbortError: paused or
       // seeked before playback started, nothing to say.
       if (error.name === "NotAllowedError") {
-        this.note = auto ? "The browser blocked autoplay: press Play." : "The browser refused to play: press Play again.";
+        this.note = label(this.model, auto ? "autoplayBlocked" : "playRefused");
       } else if (error.name !== "AbortError") {
-        this.note = `Could not play: ${error.message}`;
+        this.note = label(this.model, "couldNotPlay", { error: error.message });
       }
       this.schedule();
     });
