@@ -52,10 +52,11 @@ from ._html import (
     seconds_text,
     title_of,
 )
+from ._i18n import _
 from ._models import Song, mime_type_for
 from ._preview import embedded_audio
 from ._spending import session_total_text
-from ._validation import _TAG_LINE
+from ._validation import _TAG_LINE, field_name, gender_text
 from ._wav import is_wav, repair_wav
 from ._waveform import analyse, waveform_html
 
@@ -93,9 +94,11 @@ def audio_html(audio: bytes, fmt: str, *, handoff_id: str | None = None) -> str:
     ``mime_type_for(fmt)``. Never autoplays: a reopened notebook must not start singing."""
     src: str = _Player(audio, mime_type=mime_type_for(fmt)).src_attr()  # type: ignore[no-untyped-call]
     handoff = f' data-funmusic-handoff="{escape(handoff_id)}"' if handoff_id is not None else ""
+    # Marked outside the f-string: the extractor does not look inside f-strings (Python 3.11).
+    fallback = escape(_("Your browser does not support the audio element."))
     return (
         f'<audio controls="controls" preload="metadata" style="width: 100%;"{handoff}'
-        f' src="{src}">Your browser does not support the audio element.</audio>'
+        f' src="{src}">{fallback}</audio>'
     )
 
 
@@ -162,19 +165,23 @@ def _player_html(
 # -- the song card ------------------------------------------------------------------------------
 def _duration(seconds: float) -> str:
     minutes, secs = divmod(int(round(seconds)), 60)
-    return f"{seconds:g} s ({minutes}:{secs:02d})"
+    return _("{seconds:g} s ({minutes}:{secs:02d})").format(
+        seconds=seconds, minutes=minutes, secs=secs
+    )
 
 
 def _channels(n: int) -> str:
-    name = {1: "mono", 2: "stereo"}.get(n)
+    name = {1: _("mono"), 2: _("stereo")}.get(n)
     return f"{n} ({name})" if name else str(n)
 
 
 def _voice(song: Song) -> str:
     """The Gender row: never empty, since an empty cell reads as missing data."""
     if song.request.instrumental:
-        return "none: instrumental (no vocals)"
-    return song.gender or "not chosen (the model's own voice: it takes no gender)"
+        return _("none: instrumental (no vocals)")
+    if not song.gender:
+        return _("not chosen (the model's own voice: it takes no gender)")
+    return gender_text(song.gender)
 
 
 def song_rows(
@@ -187,31 +194,35 @@ def song_rows(
     """The metadata table, as (label, value) pairs."""
     saved = [path_text(song.saved_path)] if song.saved_path else []
     saved += [os.fspath(p) for p in also_saved if Path(p) != song.saved_path]
+    # The labels are the table's headings: translated (nbval's sanitizer finds the English
+    # ones in the teaching notebooks); the model, format and MIME type stay as the API says.
     return [
-        ("Model", song.model),
-        ("Mode", song.mode),
-        ("Gender", _voice(song)),
-        ("Format", f"{song.format} ({song.mime_type})"),
-        ("Sample rate", f"{song.sample_rate:,} Hz"),
-        ("Channels", _channels(song.channels)),
-        ("Duration", _duration(song.duration)),
+        (_("Model"), song.model),
+        (_("Mode"), field_name(song.mode)),
+        (_("Gender"), _voice(song)),
+        (_("Format"), f"{song.format} ({song.mime_type})"),
+        (_("Sample rate"), f"{song.sample_rate:,} Hz"),
+        (_("Channels"), _channels(song.channels)),
+        (_("Duration"), _duration(song.duration)),
         (
-            "Cost",
+            _("Cost"),
             f"{format_money(song.cost(price_per_second), currency)}"
             f" ({song.duration:g} s × {price_per_second:g} {currency}/s)",
         ),
-        ("Request id", song.request_id or DASH),
-        ("Audio id", song.audio_id or DASH),
-        ("URL expires", local_time(song.expires_at)),
-        ("Time to first audio", seconds_text(song.time_to_first_audio)),
-        ("Total time", seconds_text(song.total_time)),
-        ("Saved to", "\n".join(saved) if saved else "not saved"),
+        (_("Request id"), song.request_id or DASH),
+        (_("Audio id"), song.audio_id or DASH),
+        (_("URL expires"), local_time(song.expires_at)),
+        (_("Time to first audio"), seconds_text(song.time_to_first_audio)),
+        (_("Total time"), seconds_text(song.total_time)),
+        (_("Saved to"), "\n".join(saved) if saved else _("not saved")),
         (
-            "Simulated",
-            "yes: made by the offline simulator, not by Fun-Music" if song.simulated else "no",
+            _("Simulated"),
+            _("yes: made by the offline simulator, not by Fun-Music")
+            if song.simulated
+            else _("no"),
         ),
         # What this kernel has spent so far (real service only; the simulator is free).
-        ("Session total", session_total_text(price_per_second, currency)),
+        (_("Session total"), session_total_text(price_per_second, currency)),
     ]
 
 
@@ -233,27 +244,29 @@ def song_html(
     the module docstring. Slow for long WAV songs (the preview is encoded here, about 1.5 s for
     200 s): call it off the kernel's main thread where that matters.
     """
-    title = title_of(song.lyrics) or title_of(song.request.text) or "Song"
+    title = title_of(song.lyrics) or title_of(song.request.text) or _("Song")
+    simulated = escape(_("SIMULATED"))
     badge = (
-        f'<span class="funmusic-simulated" style="{BADGE}">SIMULATED</span>'
+        f'<span class="funmusic-simulated" style="{BADGE}">{simulated}</span>'
         if song.simulated
         else ""
     )
     rows = song_rows(
         song, price_per_second=price_per_second, currency=currency, also_saved=also_saved
     )
-    player, _ = _player_html(
+    player, _length = _player_html(
         song.audio,
         song.format,
         embed_limit=embed_limit,
         saved_path=song.saved_path,
         base_dir=base_dir,
         handoff_id=handoff_id,
-        label=f"Waveform of {title}",
+        label=_("Waveform of {title}").format(title=title),
     )
+    lyrics_label, details_label = escape(_("Lyrics")), escape(_("Details"))
     lyrics = (
         f'<details open style="margin-top: 6px;"><summary style="cursor: pointer; {MUTED}">'
-        f"Lyrics</summary>{lyrics_html(song.lyrics)}</details>"
+        f"{lyrics_label}</summary>{lyrics_html(song.lyrics)}</details>"
         if song.lyrics.strip()
         else ""
     )
@@ -262,7 +275,7 @@ def song_html(
         f'<div style="font-weight: 600; margin-bottom: 4px;">♪ {escape(title)}{badge}</div>'
         f"{player}{notes_html(notes)}{lyrics}"
         f'<details open style="margin-top: 4px;"><summary style="cursor: pointer; {MUTED}">'
-        f"Details</summary>{rows_html(rows)}</details>"
+        f"{details_label}</summary>{rows_html(rows)}</details>"
         "</div>"
     )
 
@@ -303,7 +316,7 @@ def song_bundle(
 def error_parts(error: BaseException) -> tuple[str, str, str]:
     """(headline, what, message): ``what`` is "500 InternalError" or the error's type."""
     if isinstance(error, GenerationCancelled):
-        return "Song stopped", "Stopped", str(error)
+        return _("Song stopped"), _("Stopped"), str(error)
     if isinstance(error, APIError):
         what = " ".join(
             part
@@ -313,11 +326,12 @@ def error_parts(error: BaseException) -> tuple[str, str, str]:
             )
             if part
         )
-        return "Song failed", what or type(error).__name__, error.message
+        # The code and the service's message stay verbatim; only the headline is ours.
+        return _("Song failed"), what or type(error).__name__, error.message
     if isinstance(error, FunMusicError):
-        return "Song failed", type(error).__name__, str(error)
+        return _("Song failed"), type(error).__name__, str(error)
     # Not ours (a bug, or an OS error while saving): still one box, never a traceback.
-    return "Song failed", type(error).__name__, str(error) or repr(error)
+    return _("Song failed"), type(error).__name__, str(error) or repr(error)
 
 
 def _partial_audio(error: BaseException, audio: bytes | None, fmt: str | None) -> tuple[bytes, str]:
@@ -354,21 +368,26 @@ def error_html(
             saved_path=partial_path,
             base_dir=base_dir,
             handoff_id=handoff_id,
-            label=f"Waveform of the partial song {name}".rstrip(),
+            label=_("Waveform of the partial song {title}").format(title=name).rstrip(),
         )
         if data
         else ("", 0.0)
     )
     where = link_html(partial_path, base_dir, "funmusic-partial-link") if partial_path else ""
-    badge = f'<span class="funmusic-partial" style="{_PARTIAL_BADGE}">PARTIAL</span>'
+    partial_label = escape(_("PARTIAL"))
+    badge = f'<span class="funmusic-partial" style="{_PARTIAL_BADGE}">{partial_label}</span>'
     request_id = getattr(error, "request_id", None)
     if isinstance(error, GenerationCancelled):
         if not data:
-            headline = "Stopped before any audio arrived: there is nothing to play."
+            headline = _("Stopped before any audio arrived: there is nothing to play.")
         elif partial_path is not None:
-            headline = f"Stopped at {seconds:.0f} s: partial song saved to "
+            headline = _("Stopped at {seconds:.0f} s: partial song saved to ").format(
+                seconds=seconds
+            )
         else:
-            headline = f"Stopped at {seconds:.0f} s: the partial song could not be saved."
+            headline = _("Stopped at {seconds:.0f} s: the partial song could not be saved.").format(
+                seconds=seconds
+            )
         heading = f"■ {escape(headline)}{where if data else ''}"
         subtitle = (
             f'<div style="{MUTED} margin-bottom: 4px;">♪ {escape(name)}{badge if data else ""}'
@@ -376,26 +395,25 @@ def error_html(
             if name or data
             else ""
         )
-        rows = [("Request id", str(request_id))] if request_id else []
+        rows = [(_("Request id"), str(request_id))] if request_id else []
         return (
             f'<div class="funmusic-stopped" style="{NEUTRAL_BOX}">'
             f'<div style="font-weight: 600;">{heading}</div>{subtitle}{player}'
             f"{notes_html(notes)}{rows_html(rows) if rows else ''}</div>"
         )
     headline, what, message = error_parts(error)
-    rows = [("Error", what), ("Message", message)]
+    rows = [(_("Error"), what), (_("Message"), message)]
     if request_id:
-        rows.append(("Request id", str(request_id)))
+        rows.append((_("Request id"), str(request_id)))
     if partial_path is not None:
-        size = f" ({len(data):,} bytes)" if data else ""
-        rows.append(("Partial audio saved to", f"{os.fspath(partial_path)}{size}"))
+        size = _(" ({count:,} bytes)").format(count=len(data)) if data else ""
+        rows.append((_("Partial audio saved to"), f"{os.fspath(partial_path)}{size}"))
     elif isinstance(error, APIError):
-        rows.append(("Partial audio", "none arrived" if not data else "not saved"))
-    heading = f"{headline}: {name}" if name else headline
+        rows.append((_("Partial audio"), _("none arrived") if not data else _("not saved")))
+    heading = _("{headline}: {title}").format(headline=headline, title=name) if name else headline
+    first = _("The first {seconds:.0f} s arrived").format(seconds=seconds)
     partial = (
-        f'<div style="margin-top: 6px;">The first {seconds:.0f} s arrived{badge}</div>{player}'
-        if data
-        else ""
+        f'<div style="margin-top: 6px;">{escape(first)}{badge}</div>{player}' if data else ""
     )
     return (
         f'<div class="funmusic-error" style="{ERROR_BOX}">'
@@ -411,13 +429,15 @@ def error_text(
     notes: Sequence[str] = (),
 ) -> str:
     """Deterministic ``text/plain``: what happened, never request ids, seconds or paths."""
-    saved = " (partial audio saved)" if partial_path is not None else ""
+    saved = _(" (partial audio saved)") if partial_path is not None else ""
     if isinstance(error, GenerationCancelled):
         partial = bool(getattr(error, "partial_audio", b""))
-        text = "Song stopped" + (saved or ("" if partial else " before any audio arrived"))
+        text = _("Song stopped") + (saved or ("" if partial else _(" before any audio arrived")))
         return text + notes_text(notes)
     headline, what, message = error_parts(error)
-    return f"{headline}: {what}: {message}{saved}" + notes_text(notes)
+    return _("{headline}: {what}: {message}{saved}").format(
+        headline=headline, what=what, message=message, saved=saved
+    ) + notes_text(notes)
 
 
 def error_bundle(

@@ -10,6 +10,11 @@ One ``argparse`` parser with a sub-parser per command; each command is a functio
 the parsed namespace and the arguments it passes on, and returns the exit code. Exit codes:
 0 done, 1 failed, 2 bad usage (argparse's own convention).
 
+Language: ``--language auto|en|zh`` (before the command) or ``FUNMUSIC_LANGUAGE``, else the
+locale. It is read from the arguments before the parser is built, because the parser's help
+texts are written in it; everything else then runs inside ``use_language`` (``_i18n``), which
+argparse's own words ("usage:", "invalid choice") follow too.
+
 Why ``lab``: ``jupyter lab`` refuses to start as root (a container, a classroom VM) unless it is
 given ``--allow-root``. ``funmusic lab`` adds that flag when, and only when, the effective user
 is root; for everyone else it is ``jupyter lab`` with exactly the arguments given.
@@ -26,12 +31,14 @@ from collections.abc import Callable, Sequence
 from typing import NoReturn
 
 from ._commands import add_commands
+from ._errors import ConfigurationError
+from ._i18n import LANGUAGES, N_, _, localise_argparse, resolve_language, use_language
 from ._library_commands import add_library_commands
 from ._version import __version__
 
 __all__ = ["build_parser", "lab_argv", "main"]
 
-_EXAMPLES = """\
+_EXAMPLES = N_("""\
 examples:
   funmusic make "Melancholic piano, rainy night yearning" -o rain.mp3
       make one song and print its path; `funmusic make --help` shows its options
@@ -47,12 +54,12 @@ examples:
       any option of jupyter lab is passed on; `funmusic lab --help` shows them
   funmusic simulator --host 0.0.0.0 --port 8765 --speed 4
       a simulator for a classroom; `funmusic simulator --help` shows its options
-"""
+""")
 
-_LAB_HELP = (
+_LAB_HELP = N_(
     "run JupyterLab with these arguments (adds --allow-root only when run as root)"
 )
-_NO_LAB = (
+_NO_LAB = N_(
     "funmusic lab: JupyterLab is not installed for {python}; "
     "install it with: {python} -m pip install 'funmusic-jupyter[lab]'\n"
 )
@@ -91,12 +98,16 @@ def _exec(argv: list[str]) -> int:
 
 def _lab(args: argparse.Namespace, rest: list[str]) -> int:
     if importlib.util.find_spec("jupyterlab") is None:
-        sys.stderr.write(_NO_LAB.format(python=sys.executable))
+        sys.stderr.write(_(_NO_LAB).format(python=sys.executable))
         return 1
     try:
         code = _exec(lab_argv(rest, root=is_root()))
     except OSError as exc:
-        sys.stderr.write(f"funmusic lab: cannot start JupyterLab: {exc.strerror or exc}\n")
+        sys.stderr.write(
+            _("funmusic lab: cannot start JupyterLab: {reason}\n").format(
+                reason=exc.strerror or exc
+            )
+        )
         return 1
     return 0 if code == 0 else 1
 
@@ -111,23 +122,41 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         # argparse's usage line, then one line saying what was wrong; exit code 2.
         self.print_usage(sys.stderr)
-        self.exit(2, f"{self.prog}: error: {message} (see {self.prog.split()[0]} --help)\n")
+        self.exit(
+            2,
+            _("{prog}: error: {message} (see {command} --help)\n").format(
+                prog=self.prog, message=message, command=self.prog.split()[0]
+            ),
+        )
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="funmusic",
-        description="Fun-Music in Jupyter: make songs, start JupyterLab or the offline simulator.",
-        epilog=_EXAMPLES,
+        description=_(
+            "Fun-Music in Jupyter: make songs, start JupyterLab or the offline simulator."
+        ),
+        epilog=_(_EXAMPLES),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--version", action="version", version=f"funmusic {__version__}")
+    parser.add_argument(
+        "--version",
+        action="version",
+        version=f"funmusic {__version__}",
+        help=_("show program's version number and exit"),
+    )
+    # Read before the parser exists (_language_option); declared so argparse accepts it.
+    parser.add_argument(
+        "--language",
+        choices=LANGUAGES,
+        help=_("en, zh, or auto: FUNMUSIC_LANGUAGE, else the locale"),
+    )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     # Pass-through commands take no options of their own: everything after the command name,
     # --help included, belongs to the program they run.
     for name, run, help_text in (
-        ("lab", _lab, _LAB_HELP),
-        ("simulator", _simulator, "run the offline Fun-Music simulator as a server"),
+        ("lab", _lab, _(_LAB_HELP)),
+        ("simulator", _simulator, _("run the offline Fun-Music simulator as a server")),
     ):
         sub = commands.add_parser(name, help=help_text, add_help=False)
         sub.set_defaults(run=run, passthrough=True)
@@ -136,16 +165,41 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _language_option(argv: Sequence[str]) -> str | None:
+    """``--language X`` / ``--language=X`` given before the command, else None."""
+    for i, arg in enumerate(argv):
+        if arg == "--language":
+            return argv[i + 1] if i + 1 < len(argv) else ""
+        if arg.startswith("--language="):
+            return arg.split("=", 1)[1]
+        if not arg.startswith("-"):
+            return None  # the command: what follows is its own (lab passes everything on)
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """The ``funmusic`` console script. Returns the exit code."""
-    parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        language = resolve_language(_language_option(argv))
+    except ConfigurationError as exc:
+        sys.stderr.write(_("funmusic: error: {message}\n").format(message=exc))
+        return 2
+    localise_argparse()
+    with use_language(language):
+        return _main(argv)
+
+
+def _main(argv: list[str]) -> int:
+    parser = build_parser()
     args, rest = parser.parse_known_args(argv)
     # A pass-through command takes everything after its name; anything else unknown (an option
     # before the command name) is a mistake, not something to hand on.
     passed = argv[argv.index(args.command) + 1 :] if getattr(args, "passthrough", False) else []
     stray = rest[: len(rest) - len(passed)]
     if stray or rest[len(stray) :] != passed:
-        parser.error(f"unrecognized arguments: {' '.join(stray or rest)}")
+        parser.error(
+            _("unrecognized arguments: %s") % " ".join(stray or rest)  # argparse's own words
+        )
     run: Command = args.run
     return run(args, passed)

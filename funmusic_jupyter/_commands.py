@@ -31,13 +31,21 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from ._errors import ConfigurationError, FunMusicError, ValidationError
+from ._i18n import N_, _
 from ._models import AudioChunk, Song
 from ._validation import FORMATS, GENDERS, SongRequest
 
 __all__ = ["add_commands"]
 
-_MAKE_HELP = "make one song: print its path (TEXT - reads stdin)"
-_BATCH_HELP = "make one song per line of FILE, within the rate limit; print a summary table"
+# Marked here, translated where the parser is built (inside the command's use_language).
+_MAKE_HELP = N_("make one song: print its path (TEXT - reads stdin)")
+_MAKE_DESCRIPTION = N_("Make one song: print its path (text - reads stdin).")
+_BATCH_HELP = N_("make one song per line of FILE, within the rate limit; print a summary table")
+_BATCH_DESCRIPTION = N_(
+    "Make one song per line of file, within the rate limit; print a summary table."
+)
+# _say's kinds, as the user reads them.
+_KINDS = {"error": N_("error"), "note": N_("note"), "warning": N_("warning")}
 
 
 def _lower(value: str) -> str:
@@ -50,50 +58,64 @@ def _positive_int(value: str) -> int:
     except ValueError:
         number = 0
     if number < 1:
-        raise argparse.ArgumentTypeError(f"must be a whole number >= 1; got {value!r}")
+        raise argparse.ArgumentTypeError(
+            _("must be a whole number >= 1; got {value!r}").format(value=value)
+        )
     return number
 
 
 def _song_options(parser: argparse.ArgumentParser) -> None:
     """The options ``make`` and ``batch`` share (in ``batch``: defaults for every line)."""
     mode = parser.add_mutually_exclusive_group()
-    mode.add_argument("--lyrics", action="store_true", help="the text is lyrics (default: auto)")
-    mode.add_argument("--prompt", action="store_true", help="the text is a description")
-    parser.add_argument("-g", "--gender", type=_lower, choices=GENDERS, help="voice (female)")
-    parser.add_argument("-f", "--format", type=_lower, choices=FORMATS, help="audio format (mp3)")
-    parser.add_argument("--instrumental", action="store_true", help="a song with no vocals")
-    parser.add_argument("--no-stream", action="store_true", help="do not stream (longer texts)")
-    parser.add_argument("--model", metavar="MODEL", help="model name (fun-music-v1)")
-    parser.add_argument("--fresh", action="store_true", help="a new take, never a stored song")
+    mode.add_argument(
+        "--lyrics", action="store_true", help=_("the text is lyrics (default: auto)")
+    )
+    mode.add_argument("--prompt", action="store_true", help=_("the text is a description"))
+    parser.add_argument("-g", "--gender", type=_lower, choices=GENDERS, help=_("voice (female)"))
+    parser.add_argument(
+        "-f", "--format", type=_lower, choices=FORMATS, help=_("audio format (mp3)")
+    )
+    parser.add_argument("--instrumental", action="store_true", help=_("a song with no vocals"))
+    parser.add_argument(
+        "--no-stream", action="store_true", help=_("do not stream (longer texts)")
+    )
+    parser.add_argument("--model", metavar="MODEL", help=_("model name (fun-music-v1)"))
+    parser.add_argument(
+        "--fresh", action="store_true", help=_("a new take, never a stored song")
+    )
 
 
 def add_commands(commands: Any) -> None:
     """Add ``make`` and ``batch`` to the ``funmusic`` sub-parsers (which share its parser class,
     so a usage error is one line and exit code 2)."""
     make = commands.add_parser(
-        "make", help=_MAKE_HELP, description=_MAKE_HELP.capitalize() + ".",
-        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=_MAKE_EXAMPLES,
+        "make", help=_(_MAKE_HELP), description=_(_MAKE_DESCRIPTION),
+        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=_(_MAKE_EXAMPLES),
     )
-    make.add_argument("text", metavar="TEXT", help="lyrics or a description; - reads stdin")
+    make.add_argument("text", metavar="TEXT", help=_("lyrics or a description; - reads stdin"))
     _song_options(make)
-    make.add_argument("-o", "--output", metavar="PATH",
-                      help="file (its suffix sets the format) or folder; default funmusic-output/")
+    make.add_argument(
+        "-o", "--output", metavar="PATH",
+        help=_("file (its suffix sets the format) or folder; default funmusic-output/"),
+    )
     make.set_defaults(run=_make, passthrough=False)
 
     batch = commands.add_parser(
-        "batch", help=_BATCH_HELP, description=_BATCH_HELP.capitalize() + ".",
-        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=_BATCH_EXAMPLES,
+        "batch", help=_(_BATCH_HELP), description=_(_BATCH_DESCRIPTION),
+        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=_(_BATCH_EXAMPLES),
     )
-    batch.add_argument("file", metavar="FILE", help="one request a line (- reads stdin)")
+    batch.add_argument("file", metavar="FILE", help=_("one request a line (- reads stdin)"))
     _song_options(batch)
-    batch.add_argument("--concurrency", type=_positive_int, default=4, help="songs at once (4)")
+    batch.add_argument(
+        "--concurrency", type=_positive_int, default=4, help=_("songs at once (4)")
+    )
     batch.add_argument("--rpm", type=_positive_int, default=180,
-                       help="requests per minute at most (180, the service's limit)")
-    batch.add_argument("--out", metavar="DIR", help="output folder (funmusic-output/)")
+                       help=_("requests per minute at most (180, the service's limit)"))
+    batch.add_argument("--out", metavar="DIR", help=_("output folder (funmusic-output/)"))
     batch.set_defaults(run=_batch, passthrough=False)
 
 
-_MAKE_EXAMPLES = """\
+_MAKE_EXAMPLES = N_("""\
 examples:
   funmusic make "Melancholic piano, rainy night yearning" -o rain.mp3
   funmusic make --lyrics -g male - < lyrics.txt
@@ -102,9 +124,9 @@ examples:
 
 stdout holds only the song's path; notes and progress go to stderr.
 exit codes: 0 done, 1 the song failed (partial audio is saved), 2 bad usage or a refused request
-"""
+""")
 
-_BATCH_EXAMPLES = """\
+_BATCH_EXAMPLES = N_("""\
 examples:
   funmusic batch songs.txt --out songs/
   funmusic batch songs.jsonl --rpm 60 --concurrency 2 -f wav
@@ -115,7 +137,7 @@ object of generate()'s arguments, e.g. {"lyrics": "[verse]\\n...", "gender": "ma
 Blank lines and lines starting with # are skipped. The options are defaults for every line.
 The summary table (line, status, seconds, file or error) goes to stdout.
 exit codes: 0 every song made, 1 a line was refused or failed (the others are kept), 2 bad usage
-"""
+""")
 
 
 # -- shared ---------------------------------------------------------------------------------
@@ -124,7 +146,9 @@ exit codes: 0 every song made, 1 a line was refused or failed (the others are ke
 def _say(prog: str, kind: str, message: str, stream: TextIO | None = None) -> None:
     # One line, whatever the message holds: a multi-line server text must not break the log.
     text = " ".join(str(message).split())
-    (stream or sys.stderr).write(f"{prog}: {kind}: {text}\n" if kind else f"{prog}: {text}\n")
+    kind = _(_KINDS[kind]) if kind in _KINDS else kind
+    line = _("{prog}: {kind}: {text}").format(prog=prog, kind=kind, text=text) if kind else None
+    (stream or sys.stderr).write(f"{line or f'{prog}: {text}'}\n")
 
 
 def _fields(opts: argparse.Namespace) -> dict[str, Any]:
@@ -146,8 +170,8 @@ def _client_setup(prog: str) -> tuple[dict[str, Any], Any]:
 
     options, settings = client_options()
     if settings.backend == "simulator":
-        _say(prog, "note", "no API key configured: the offline simulator makes the songs "
-                           "(set DASHSCOPE_API_KEY for Fun-Music)")
+        _say(prog, "note", _("no API key configured: the offline simulator makes the songs "
+                             "(set DASHSCOPE_API_KEY for Fun-Music)"))
     return options, settings
 
 
@@ -189,7 +213,9 @@ def _target(output: str | None) -> tuple[Path | None, Path, str | None]:
     implied = path.suffix.lower().lstrip(".")
     if implied not in FORMATS:
         raise ValidationError(
-            f"-o must name a .mp3 or .wav file, or a folder; got {output!r}"
+            _("-o must name a .mp3 or .wav file, or a folder; got {output!r}").format(
+                output=output
+            )
         )
     return path, path.parent, implied
 
@@ -201,7 +227,7 @@ def _make(opts: argparse.Namespace, rest: list[str]) -> int:
     prog = "funmusic make"
     text = sys.stdin.read() if opts.text == "-" else opts.text
     if not text.strip():
-        _say(prog, "error", "TEXT is empty: give lyrics or a description (see --help)")
+        _say(prog, "error", _("TEXT is empty: give lyrics or a description (see --help)"))
         return 2
     try:
         file, folder, implied = _target(opts.output)
@@ -209,7 +235,8 @@ def _make(opts: argparse.Namespace, rest: list[str]) -> int:
         _say(prog, "error", str(exc))
         return 2
     if implied and opts.format and implied != opts.format:
-        _say(prog, "error", f"-o {opts.output} is a .{implied} file but -f asks for {opts.format}")
+        _say(prog, "error", _("-o {output} is a .{implied} file but -f asks for {format}").format(
+            output=opts.output, implied=implied, format=opts.format))
         return 2
     fields = _fields(opts)
     if implied and "format" not in fields:
@@ -226,8 +253,8 @@ def _make(opts: argparse.Namespace, rest: list[str]) -> int:
     if not opts.fresh:
         found = _find_reusable(request, settings, folder.resolve())
         if found is not None and found.saved_path is not None:
-            _say(prog, "note", f"reused from {found.saved_path.name}, not billed; "
-                               "--fresh makes a new take")
+            _say(prog, "note", _("reused from {name}, not billed; --fresh makes a new take").format(
+                name=found.saved_path.name))
             path = found.save(file) if file is not None else found.saved_path
             sys.stdout.write(f"{path}\n")
             return 0
@@ -244,15 +271,17 @@ def _make_song(prog: str, request: SongRequest, options: Mapping[str, Any], simu
     try:
         with FunMusicClient(**options) as client:
             if request.stream:
-                progress.show("waiting for the first audio")
+                progress.show(_("waiting for the first audio"))
                 with client.stream_request(request) as stream:
                     for event in stream:
                         if isinstance(event, AudioChunk):
-                            progress.show(f"{event.seconds_so_far or 0:.0f} s of audio, "
-                                          f"{event.bytes_so_far / 1e6:.1f} MB")
+                            progress.show(_("{seconds:.0f} s of audio, {mb:.1f} MB").format(
+                                seconds=event.seconds_so_far or 0, mb=event.bytes_so_far / 1e6))
                 song: Song | None = stream.song
             else:
-                progress.show("generating (not streamed: the song appears when it is done)")
+                progress.show(
+                    _("generating (not streamed: the song appears when it is done)")
+                )
                 song = client.generate_request(request)
             assert song is not None
             progress.clear()
@@ -263,7 +292,7 @@ def _make_song(prog: str, request: SongRequest, options: Mapping[str, Any], simu
         if isinstance(exc, KeyboardInterrupt):
             from ._errors import GenerationCancelled
 
-            error = GenerationCancelled("interrupted: the song was stopped")
+            error = GenerationCancelled(_("interrupted: the song was stopped"))
         partial = max(getattr(exc, "partial_audio", b"") or b"",
                       bytes(stream.partial_audio) if stream is not None else b"", key=len)
         where = ""
@@ -271,7 +300,7 @@ def _make_song(prog: str, request: SongRequest, options: Mapping[str, Any], simu
             saved = save_partial(partial, request, error, folder, simulated=simulated,
                                  request_id=getattr(exc, "request_id", None)
                                  or getattr(stream, "request_id", None))
-            where = f" (partial audio saved to {saved})"
+            where = _(" (partial audio saved to {path})").format(path=saved)
         message = exc.one_line() if isinstance(exc, FunMusicError) else str(error)
         _say(prog, "error", message + where)
         return 1

@@ -245,3 +245,68 @@ def speaking_init(init: _F) -> _F:
             init(self, *args, **kwargs)
 
     return cast(_F, wrapper)
+
+
+# -- argparse ------------------------------------------------------------------------------
+# argparse writes its own words ("usage: ", "options", "invalid choice: …") through the name
+# ``_`` in its module, bound to gettext.gettext at import. ``localise_argparse()`` rebinds it
+# once to a function that asks our catalogue while a funmusic surface speaks Chinese (an
+# explicit ``use_language`` is active) and gives exactly what gettext.gettext gave otherwise,
+# so any other argparse user in the process is unaffected. The msgids are argparse's own,
+# marked here so they are extracted into the catalogue with ours.
+ARGPARSE_MESSAGES = (
+    N_("usage: "),
+    N_("options"),
+    N_("positional arguments"),
+    N_("show this help message and exit"),
+    N_("show program's version number and exit"),
+    N_("%(prog)s: error: %(message)s\n"),
+    N_("argument %(argument_name)s: %(message)s"),
+    N_("the following arguments are required: %s"),
+    N_("unrecognized arguments: %s"),
+    N_("invalid choice: %(value)r (choose from %(choices)s)"),
+    N_("invalid %(type)s value: %(value)r"),
+    N_("expected one argument"),
+    N_("expected at most one argument"),
+    N_("expected at least one argument"),
+    N_("not allowed with argument %s"),
+    N_("one of the arguments %s is required"),
+    N_("ambiguous option: %(option)s could match %(matches)s"),
+    N_("ignored explicit argument %r"),
+)
+
+
+def _argparse_gettext(message: str) -> str:
+    language = _current.get()
+    if language is None:  # not inside a funmusic surface: argparse as it always was
+        return gettext.gettext(message)
+    return _catalogue(language).gettext(message)
+
+
+def _argparse_ngettext(singular: str, plural: str, n: int) -> str:
+    language = _current.get()
+    if language is None:
+        return gettext.ngettext(singular, plural, n)
+    return _catalogue(language).ngettext(singular, plural, n)
+
+
+def localise_argparse() -> None:
+    """Let argparse's own messages follow ``use_language`` (idempotent; see above)."""
+    import argparse
+
+    module: Any = argparse
+    if module._ is not _argparse_gettext:
+        module._ = _argparse_gettext
+        module.ngettext = _argparse_ngettext
+
+
+def translated_help(parser: Any) -> Any:
+    """``parser`` with every ``help`` string of its actions translated in place (they are
+    marked with ``N_`` where the options are declared), and argparse's group titles too."""
+    for action in parser._actions:
+        if isinstance(action.help, str) and action.help:
+            action.help = gettext_(action.help)
+    for group in parser._action_groups:
+        if isinstance(group.title, str):
+            group.title = gettext_(group.title)
+    return parser

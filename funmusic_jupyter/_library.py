@@ -364,9 +364,10 @@ class Library:
     def __repr__(self) -> str:
         # The text/plain nbval compares: English whatever the language (see _i18n).
         with use_language("en"):
-            return self._repr_text()
+            return self.text()
 
-    def _repr_text(self) -> str:
+    def text(self) -> str:
+        """The table as text, in the current language (``repr`` is this, in English)."""
         if not self.entries:
             return self._empty()
         lines = [self._summary()]

@@ -20,23 +20,26 @@ import warnings
 from typing import Any
 
 from ._commands import _positive_int, _say
+from ._i18n import N_, _
 from ._library import Library, LibraryEntry, library
 
 __all__ = ["add_library_commands"]
 
-_LIST_HELP = "list the songs saved in the output folder, newest first"
-_COST_HELP = "billed seconds and cost per day and in total (the simulator is free)"
+_LIST_HELP = N_("list the songs saved in the output folder, newest first")
+_LIST_DESCRIPTION = N_("List the songs saved in the output folder, newest first.")
+_COST_HELP = N_("billed seconds and cost per day and in total (the simulator is free)")
+_COST_DESCRIPTION = N_("Billed seconds and cost per day and in total (the simulator is free).")
 
-_LIST_EXAMPLES = """\
+_LIST_EXAMPLES = N_("""\
 examples:
   funmusic list                 every song in ./funmusic-output
   funmusic list 5 --dir songs/  the five newest in songs/
   funmusic list --json          one JSON object per song, for scripts
 
 Nothing is sent: the list comes from the songs' sidecars (.json beside each audio file).
-"""
+""")
 
-_COST_EXAMPLES = """\
+_COST_EXAMPLES = N_("""\
 examples:
   funmusic cost
   funmusic cost --dir songs/ --json
@@ -44,7 +47,7 @@ examples:
 
 Cost is billed seconds x the price per second; partial songs are not counted (their billed
 length is unknown). Songs made by the simulator are free and shown apart.
-"""
+""")
 
 
 def _price(value: str) -> float:
@@ -53,32 +56,34 @@ def _price(value: str) -> float:
     except ValueError:
         price = -1.0
     if not price >= 0:  # also refuses NaN
-        raise argparse.ArgumentTypeError(f"must be a number >= 0; got {value!r}")
+        raise argparse.ArgumentTypeError(
+            _("must be a number >= 0; got {value!r}").format(value=value)
+        )
     return price
 
 
 def _shared(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--dir", metavar="DIR", help="output folder (./funmusic-output)")
-    parser.add_argument("--json", action="store_true", help="JSON for scripts, not a table")
+    parser.add_argument("--dir", metavar="DIR", help=_("output folder (./funmusic-output)"))
+    parser.add_argument("--json", action="store_true", help=_("JSON for scripts, not a table"))
     parser.add_argument("--price-per-second", type=_price, default=0.002, metavar="PRICE",
-                        help="price of a second of audio (0.002)")
-    parser.add_argument("--currency", default="CNY", help="currency of the price (CNY)")
+                        help=_("price of a second of audio (0.002)"))
+    parser.add_argument("--currency", default="CNY", help=_("currency of the price (CNY)"))
 
 
 def add_library_commands(commands: Any) -> None:
     """Add ``list`` and ``cost`` to the ``funmusic`` sub-parsers."""
     listing = commands.add_parser(
-        "list", help=_LIST_HELP, description=_LIST_HELP.capitalize() + ".",
-        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=_LIST_EXAMPLES,
+        "list", help=_(_LIST_HELP), description=_(_LIST_DESCRIPTION),
+        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=_(_LIST_EXAMPLES),
     )
     listing.add_argument("count", metavar="N", nargs="?", type=_positive_int,
-                         help="only the N newest songs")
+                         help=_("only the N newest songs"))
     _shared(listing)
     listing.set_defaults(run=_list, passthrough=False)
 
     cost = commands.add_parser(
-        "cost", help=_COST_HELP, description=_COST_HELP.capitalize() + ".",
-        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=_COST_EXAMPLES,
+        "cost", help=_(_COST_HELP), description=_(_COST_DESCRIPTION),
+        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=_(_COST_EXAMPLES),
     )
     _shared(cost)
     cost.set_defaults(run=_cost, passthrough=False)
@@ -121,7 +126,7 @@ def _list(opts: argparse.Namespace, rest: list[str]) -> int:
         for entry in songs:
             sys.stdout.write(json.dumps(_entry_json(entry, songs), ensure_ascii=False) + "\n")
     else:
-        sys.stdout.write(repr(songs) + "\n")
+        sys.stdout.write(songs.text() + "\n")  # repr's table, in the command's language
     return 0
 
 
@@ -140,5 +145,5 @@ def _cost(opts: argparse.Namespace, rest: list[str]) -> int:
                  "currency": report.currency, "price_per_second": report.price_per_second}
         sys.stdout.write(json.dumps({"days": days, "total": total}, ensure_ascii=False) + "\n")
     else:
-        sys.stdout.write(repr(report) + "\n")
+        sys.stdout.write(report.text() + "\n")
     return 0

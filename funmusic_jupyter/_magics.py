@@ -33,10 +33,10 @@ from IPython.display import DisplayHandle
 from IPython.display import display as _ipython_display
 from traitlets import Bool, CaselessStrEnum, Float, Int, TraitError, Unicode, validate
 
-from . import _render
+from . import _magic_help, _render
 from ._config import Settings, resolve_settings
 from ._errors import GenerationCancelled, quote
-from ._i18n import LANGUAGES, current_language, use_language
+from ._i18n import LANGUAGES, N_, _, current_language, localise_argparse, use_language
 from ._library import Library, find_reusable, library, reuse_note
 from ._live_session import LiveSession
 from ._models import Song
@@ -53,7 +53,7 @@ display: Callable[..., Any] = _ipython_display
 argument: Callable[..., Callable[[_F], _F]] = _ma.argument
 magic_arguments: Callable[..., Callable[[_F], _F]] = _ma.magic_arguments
 
-_HELP_HINT = "see %%funmusic? for the options"
+_HELP_HINT = N_("see %%funmusic? for the options")
 _SUBCOMMANDS = "status, stop [ID], config, list [N], cost"
 # A song can take minutes; how long ``%funmusic stop`` and an interrupt wait for the job to
 # close its stream and save its partial audio before giving up waiting (the job still ends).
@@ -64,10 +64,11 @@ class _OptionParser(argparse.ArgumentParser):
     """argparse that never exits and never prints: every problem is a one-line UsageError."""
 
     def error(self, message: str) -> NoReturn:
-        raise UsageError(f"%%funmusic: {' '.join(message.split())} ({_HELP_HINT})")
+        raise UsageError(f"%%funmusic: {' '.join(message.split())} ({_(_HELP_HINT)})")
 
     def exit(self, status: int = 0, message: str | None = None) -> NoReturn:
-        raise UsageError(f"%%funmusic: {' '.join((message or 'bad options').split())}")
+        message = message or _("bad options")
+        raise UsageError(f"%%funmusic: {' '.join(message.split())}")
 
 
 def _lower(value: str) -> str:
@@ -194,58 +195,38 @@ class FunMusicMagics(Magics):
     # -- the magic ---------------------------------------------------------------------------
     @line_cell_magic
     @magic_arguments()
-    @argument("-g", "--gender", type=_lower, choices=GENDERS, help="Voice (default: female).")
-    @argument("-f", "--format", type=_lower, choices=FORMATS, help="Audio format (default: mp3).")
-    @argument("--lyrics", action="store_true", help="The cell is lyrics (default: auto).")
-    @argument("--prompt", action="store_true", help="The cell is a description (default: auto).")
-    @argument("--instrumental", action="store_true", help="A song with no vocals.")
-    @argument("--stream", action="store_true", help="Insist on streaming (else: when it can).")
-    @argument("--no-stream", action="store_true", help="Generate, then download: longer texts.")
-    @argument("--wait", action="store_true", help="Block until done; show the result once.")
-    @argument("--fresh", action="store_true", help="Make a new take even if one is saved.")
-    @argument("--autoplay", action="store_true", help="Play as soon as the first audio arrives.")
-    @argument("--out", metavar="NAME", help="Bind the Song to NAME in the notebook.")
-    @argument("--save", metavar="PATH", help="Also save the audio (and sidecar) to PATH.")
-    @argument("--model", metavar="MODEL", help="Model name (default: fun-music-v1).")
-    @argument("--backend", type=_lower, choices=("auto", "api", "simulator"), help="Backend.")
-    @argument("--fault", metavar="SPEC", help="Simulator fault injection, e.g. drop-after=3.")
+    # Option texts are marked (N_) for the catalogue; %%funmusic? shows them translated.
+    @argument("-g", "--gender", type=_lower, choices=GENDERS, help=N_("Voice (default: female)."))
+    @argument(
+        "-f", "--format", type=_lower, choices=FORMATS, help=N_("Audio format (default: mp3).")
+    )
+    @argument("--lyrics", action="store_true", help=N_("The cell is lyrics (default: auto)."))
+    @argument(
+        "--prompt", action="store_true", help=N_("The cell is a description (default: auto).")
+    )
+    @argument("--instrumental", action="store_true", help=N_("A song with no vocals."))
+    @argument(
+        "--stream", action="store_true", help=N_("Insist on streaming (else: when it can).")
+    )
+    @argument(
+        "--no-stream", action="store_true", help=N_("Generate, then download: longer texts.")
+    )
+    @argument("--wait", action="store_true", help=N_("Block until done; show the result once."))
+    @argument("--fresh", action="store_true", help=N_("Make a new take even if one is saved."))
+    @argument(
+        "--autoplay", action="store_true", help=N_("Play as soon as the first audio arrives.")
+    )
+    @argument("--out", metavar="NAME", help=N_("Bind the Song to NAME in the notebook."))
+    @argument("--save", metavar="PATH", help=N_("Also save the audio (and sidecar) to PATH."))
+    @argument("--model", metavar="MODEL", help=N_("Model name (default: fun-music-v1)."))
+    @argument(
+        "--backend", type=_lower, choices=("auto", "api", "simulator"), help=N_("Backend.")
+    )
+    @argument(
+        "--fault", metavar="SPEC", help=N_("Simulator fault injection, e.g. drop-after=3.")
+    )
+    @_magic_help.with_doc  # the description: _magic_help.MAGIC_DOC (translated for %%funmusic?)
     def funmusic(self, line: str, cell: str | None = None) -> None:
-        """Make a song from the cell: lyrics (with [verse]/[chorus] tags) or a description.
-
-        The cell returns at once; the song streams in below it, then turns into a player with
-        the lyrics and a table of details. Every song, and every stopped or failed one, is saved
-        in ./funmusic-output/ with a JSON sidecar before it is shown.
-
-        Examples::
-
-            %%funmusic
-            Melancholic piano, rainy night, yearning
-
-            %%funmusic --gender male --format wav --no-stream --out song
-            [verse]
-            Streetlights hum a quiet tune
-            [chorus]
-            Stay, stay until the morning
-
-            %%funmusic --wait --save my-song.mp3
-            A cheerful ukulele song about breakfast
-
-            %funmusic status        # running, done and failed songs
-            %funmusic stop 2        # stop song 2 (or all running songs: %funmusic stop)
-            %funmusic config        # effective settings (the API key only as present/absent)
-            %funmusic list 10       # the ten newest songs in the output directory
-            %funmusic cost          # billed seconds and cost per day, and this session's
-
-        An unchanged cell run again shows the song already saved for it ("reused from …, not
-        billed"), with nothing sent; ``--fresh`` makes a new take and keeps the old one
-        (``%config FunMusicMagics.reuse = False`` turns reuse off).
-
-        Defaults: ``%config FunMusicMagics.gender = "male"`` (also format, stream, backend,
-        base_url, endpoint, output_dir, price_per_second, currency, connect_timeout,
-        read_timeout, idle_timeout, reuse, budget, embed_limit: WAV songs over it are
-        embedded as an MP3 preview). The cell body is sent exactly as typed: no ``{}`` or
-        ``$`` expansion.
-        """
         # Everything this cell shows speaks the magic's language; a song's later updates come
         # from the worker thread and carry the language with them (see _cell's update()).
         with use_language(self.language):
@@ -260,16 +241,24 @@ class FunMusicMagics(Magics):
             argv = shlex.split(line)
         except ValueError as exc:
             raise UsageError(
-                f"%%funmusic: cannot split the options: {exc} ({_HELP_HINT})"
+                _("%%funmusic: cannot split the options: {error} ({hint})").format(
+                    error=exc, hint=_(_HELP_HINT)
+                )
             ) from None
+        localise_argparse()  # argparse's own messages ("invalid choice…") in our language
         opts = _PARSER.parse_args(argv)
-        if opts.lyrics and opts.prompt:
-            raise UsageError("%%funmusic: use --lyrics or --prompt, not both")
-        if opts.stream and opts.no_stream:
-            raise UsageError("%%funmusic: use --stream or --no-stream, not both")
+        for a, b in (("lyrics", "prompt"), ("stream", "no_stream")):
+            if getattr(opts, a) and getattr(opts, b):
+                raise UsageError(
+                    _("%%funmusic: use {a} or {b}, not both").format(
+                        a="--" + a.replace("_", "-"), b="--" + b.replace("_", "-")
+                    )
+                )
         if opts.out is not None and (not opts.out.isidentifier() or keyword.iskeyword(opts.out)):
             raise UsageError(
-                f"%%funmusic: --out needs a Python variable name; got {quote(opts.out)}"
+                _("%%funmusic: --out needs a Python variable name; got {value}").format(
+                    value=quote(opts.out)
+                )
             )
         return opts
 
@@ -311,8 +300,10 @@ class FunMusicMagics(Magics):
         notes = []
         if backend == "auto" and settings.backend == "simulator":
             notes.append(
-                "no API key configured: the offline simulator makes this song "
-                "(set DASHSCOPE_API_KEY for Fun-Music)"
+                _(
+                    "no API key configured: the offline simulator makes this song "
+                    "(set DASHSCOPE_API_KEY for Fun-Music)"
+                )
             )
         return options, settings, notes
 
@@ -320,7 +311,7 @@ class FunMusicMagics(Magics):
         opts = self._parse(line)
         if not cell.strip():
             raise UsageError(
-                "%%funmusic needs lyrics or a description in the cell body; got an empty cell"
+                _("%%funmusic needs lyrics or a description in the cell body; got an empty cell")
             )
         request, read_notes = self._request(opts, cell)  # ValidationError: one line, nothing sent
         options, settings, notes = self._client_options(opts.backend or self.backend)
@@ -359,8 +350,14 @@ class FunMusicMagics(Magics):
                 job.cancel()
                 job.wait(_STOP_WAIT)
                 display(self._final_bundle(job, opts, notes), raw=True)
-                where = f"; partial audio saved to {job.partial_path}" if job.partial_path else ""
-                raise GenerationCancelled(f"interrupted: the song was stopped{where}") from None
+                where = (
+                    _("; partial audio saved to {path}").format(path=job.partial_path)
+                    if job.partial_path
+                    else ""
+                )
+                raise GenerationCancelled(
+                    _("interrupted: the song was stopped{where}").format(where=where)
+                ) from None
             # nbval-friendly: one display of the final result, no progress, no updates.
             display(self._final_bundle(job, opts, notes), raw=True)
             return
@@ -431,10 +428,7 @@ class FunMusicMagics(Magics):
         """Finish a job for the user (--save copy, --out binding) and render it."""
         notes = list(notes)
         if job.save_error is not None:
-            notes.append(
-                f"could not save to the output directory: {type(job.save_error).__name__}: "
-                f"{job.save_error}"
-            )
+            notes.append(_render.save_failed_note(job.save_error))
         song = job.song
         if song is None:
             assert job.error is not None
@@ -467,7 +461,11 @@ class FunMusicMagics(Magics):
             try:
                 song.save(opts.save)
             except OSError as exc:
-                notes.append(f"--save {quote(opts.save)} failed: {exc.strerror or exc}")
+                notes.append(
+                    _("--save {path} failed: {reason}").format(
+                        path=quote(opts.save), reason=exc.strerror or exc
+                    )
+                )
         if opts.out:
             assert self.shell is not None
             self.shell.user_ns[opts.out] = song
@@ -486,7 +484,9 @@ class FunMusicMagics(Magics):
         try:
             words = shlex.split(line)
         except ValueError as exc:
-            raise UsageError(f"%funmusic: cannot split {quote(line)}: {exc}") from None
+            raise UsageError(
+                _("%funmusic: cannot split {line}: {error}").format(line=quote(line), error=exc)
+            ) from None
         command, args = (words[0].lower(), words[1:]) if words else ("help", [])
         if command == "status" and not args:
             self._status()
@@ -502,19 +502,23 @@ class FunMusicMagics(Magics):
             display({"text/plain": self._usage()}, raw=True)
         elif command.startswith("-"):
             raise UsageError(
-                f"%funmusic: options belong to the cell magic: write %%funmusic {line.strip()} "
-                "and the lyrics or description below it"
+                _(
+                    "%funmusic: options belong to the cell magic: write %%funmusic {options} "
+                    "and the lyrics or description below it"
+                ).format(options=line.strip())
             )
         else:
             raise UsageError(
-                f"%funmusic: expected one of {_SUBCOMMANDS}; got {quote(line.strip())}"
+                _("%funmusic: expected one of {commands}; got {value}").format(
+                    commands=_SUBCOMMANDS, value=quote(line.strip())
+                )
             )
 
     def _usage(self) -> str:
-        return (
+        return _(
             "%%funmusic [options] + lyrics or a description in the cell: make a song.\n"
-            f"%funmusic {{{_SUBCOMMANDS}}}: list, stop or configure. Full help: %%funmusic?"
-        )
+            "%funmusic {{{commands}}}: list, stop or configure. Full help: %%funmusic?"
+        ).format(commands=_SUBCOMMANDS)
 
     def _status(self) -> None:
         worker = current_worker()
@@ -530,10 +534,17 @@ class FunMusicMagics(Magics):
         if job_id is not None:
             chosen = [j for j in jobs if j.id == job_id]
             if not chosen:
-                known = ", ".join(j.id for j in jobs) or "none yet"
-                raise UsageError(f"%funmusic stop: no song {quote(job_id)}; songs: {known}")
+                known = ", ".join(j.id for j in jobs) or _("none yet")
+                raise UsageError(
+                    _("%funmusic stop: no song {id}; songs: {known}").format(
+                        id=quote(job_id), known=known
+                    )
+                )
             if not chosen[0].running:
-                display({"text/plain": f"song {job_id} is already {chosen[0].state}"}, raw=True)
+                already = _("song {id} is already {state}").format(
+                    id=job_id, state=_render.state_text(chosen[0].state)
+                )
+                display({"text/plain": already}, raw=True)
                 return
         else:
             chosen = [j for j in jobs if j.running]
@@ -541,8 +552,10 @@ class FunMusicMagics(Magics):
         lines = []
         for job in stopped:
             job.wait(_STOP_WAIT)
-            lines.append(f"Song {job.id}: {_render.stopped_text(job)}")
-        display({"text/plain": "\n".join(lines) or "no song is running"}, raw=True)
+            lines.append(
+                _("Song {id}: {what}").format(id=job.id, what=_render.stopped_text(job))
+            )
+        display({"text/plain": "\n".join(lines) or _("no song is running")}, raw=True)
 
     def _library(self) -> Library:
         return library(
@@ -553,14 +566,18 @@ class FunMusicMagics(Magics):
 
     def _list(self, count: str | None) -> None:
         if count is not None and not (count.isdigit() and int(count) > 0):
-            raise UsageError(f"%funmusic list: N must be a whole number > 0; got {quote(count)}")
+            raise UsageError(
+                _("%funmusic list: N must be a whole number > 0; got {value}").format(
+                    value=quote(count)
+                )
+            )
         songs = self._library()
         display(songs.head(int(count)) if count else songs)
 
     def _config(self) -> None:
         rows: dict[str, Any] = {
             # An empty string means "from the environment, else the default": say so.
-            name: getattr(self, name) if getattr(self, name) != "" else "(not set)"
+            name: getattr(self, name) if getattr(self, name) != "" else _("(not set)")
             for name in (
                 "gender",
                 "format",
@@ -581,6 +598,7 @@ class FunMusicMagics(Magics):
                 "live_player",
                 "reuse",
                 "budget",
+                "language",
             )
         }
         rows["output_dir"] = f"{self.output_dir} ({Path(self.output_dir).expanduser().resolve()})"
@@ -591,7 +609,7 @@ class FunMusicMagics(Magics):
                 backend=self.backend,
             )
         except Exception as exc:  # ConfigurationError: say so, in the table
-            rows["effective connection"] = f"not usable: {exc}"
+            rows["effective connection"] = _("not usable: {error}").format(error=exc)
         else:
             # describe() shows the key only as present/absent and where it came from.
             rows.update({f"effective {k}": v for k, v in settings.describe().items()})
@@ -615,6 +633,18 @@ def _build_parser() -> _OptionParser:
 
 
 _PARSER = _build_parser()
+
+
+def _magic_language() -> object:
+    # The loaded magics' setting, read when %%funmusic? is asked (None: not loaded, "auto").
+    from IPython import get_ipython
+
+    shell = get_ipython()
+    magics = shell.magics_manager.registry.get("FunMusicMagics") if shell is not None else None
+    return getattr(magics, "language", None)
+
+
+_magic_help.install(FunMusicMagics.funmusic, _magic_language)
 
 
 def _progress_bundle(

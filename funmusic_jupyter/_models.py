@@ -11,6 +11,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from ._i18n import clip
 from ._validation import SongRequest, first_line
 
 __all__ = ["AudioChunk", "Song", "StreamEvent", "StreamFinished", "mime_type_for", "sidecar_path"]
@@ -154,7 +155,7 @@ class Song:
         sim = ", simulated" if self.simulated else ""
         first = self.first_line()
         if len(first) > 48:
-            first = first[:47] + "…"
+            first = clip(first, 47) + "…"
         return (
             f"<Song {self.format} {self.sample_rate} Hz {ch}, {self.duration:g} s, "
             f"{self.mode} mode, {self._voice()}{sim}: {first!r}>"

@@ -39,7 +39,7 @@ from traitlets import Bool
 from . import _render
 from ._config import Settings, resolve_settings
 from ._errors import FunMusicError, ValidationError, quote
-from ._i18n import speaking, speaking_init
+from ._i18n import N_, _, ngettext, speaking, speaking_init
 from ._library import find_reusable, reuse_note
 from ._live_session import LiveSession
 from ._models import Song
@@ -51,25 +51,29 @@ from ._validation import (
     FORMATS,
     GENDERS,
     PREVIEW_MODEL,
+    Limit,
     SongRequest,
     detect_mode,
+    field_name,
     limit_for,
     text_stats,
+    unit_text,
 )
 from ._worker import Job, client_options, get_worker
 
 __all__ = ["FunMusicPanel"]
 
-_MODES = (("Auto", "auto"), ("Prompt", "prompt"), ("Lyrics", "lyrics"))
+# Labels are marked here and translated where the widgets are made (in the panel's language).
+_MODES = ((N_("Auto"), "auto"), (N_("Prompt"), "prompt"), (N_("Lyrics"), "lyrics"))
 # The policy's three stream preferences, as the widget's values.
-_STREAMING = (("Auto", "auto"), ("On", True), ("Off", False))
-_LANGUAGES = {"zh": "Chinese", "en": "English"}
+_STREAMING = ((N_("Auto"), "auto"), (N_("On"), True), (N_("Off"), False))
+_LANGUAGES = {"zh": N_("Chinese"), "en": N_("English")}
 _STATE_WORDS = {
-    "queued": "Waiting to start",
-    "waiting": "Waiting for the first audio",
-    "generating": "Generating (not streaming: the audio comes at the end)",
-    "streaming": "Streaming",
-    "saving": "Saving",
+    "queued": N_("Waiting to start"),
+    "waiting": N_("Waiting for the first audio"),
+    "generating": N_("Generating (not streaming: the audio comes at the end)"),
+    "streaming": N_("Streaming"),
+    "saving": N_("Saving"),
 }
 # The song's length is unknown until its last event, so the bar cannot be a true fraction.
 # It moves along 1 - exp(-x / scale): always forward, never full before the end, where x is the
@@ -82,7 +86,7 @@ _PANEL_STYLE = (
     f"<style>.{_PANEL_CLASS} .widget-html-content {{ line-height: 1.4; }}"
     f" .{_PANEL_CLASS} .widget-html {{ margin-top: 2px; margin-bottom: 2px; }}</style>"
 )
-_PLACEHOLDER = (
+_PLACEHOLDER = N_(
     "Describe a song (a prompt), e.g. 'Melancholic piano, rainy night yearning',\n"
     "or write lyrics with structure tags:\n[verse]\n…\n[chorus]\n…"
 )
@@ -93,6 +97,37 @@ _WARN_STYLE = "color: var(--jp-warn-color1, #b26a00);"
 
 def _e(text: object) -> str:
     return html.escape(str(text), quote=True)
+
+
+def _one_of(name: str, allowed: tuple[str, ...] | list[str], value: object) -> str:
+    return _("{name} must be one of {choices}; got {value}").format(
+        name=field_name(name), choices=", ".join(allowed), value=quote(value)
+    )
+
+
+def _counter_html(
+    mode: str, chosen: str, language: str, streamed: bool, stream: object, limit: Limit, count: int
+) -> str:
+    """The counter's words before its verdict, e.g. "Auto: lyrics · Chinese · streaming
+    (auto): <b>412</b> characters (allowed 300–350)"."""
+    how = _("streaming") if streamed else _("not streaming")
+    if stream == "auto":
+        how = _("{how} (auto)").format(how=how)
+    if mode == "auto":
+        what = _("Auto: {mode}").format(mode=field_name(chosen))
+    else:
+        what = _(chosen.capitalize())
+    return _(
+        "{what} · {language} · {how}: <b>{count:,}</b> {unit} (allowed {low:,}–{high:,})"
+    ).format(
+        what=_e(what),
+        language=_e(_(_LANGUAGES[language])),
+        how=_e(how),
+        count=count,
+        unit=_e(unit_text(limit.unit)),
+        low=limit.low,
+        high=limit.high,
+    )
 
 
 @dataclass(eq=False)
@@ -187,22 +222,22 @@ class FunMusicPanel(widgets.VBox):  # type: ignore[misc]
     ) -> None:
         mode_values = [value for _, value in _MODES]
         if mode not in mode_values:
-            raise ValidationError(
-                f"mode must be one of {', '.join(mode_values)}; got {quote(mode)}"
-            )
+            raise ValidationError(_one_of("mode", mode_values, mode))
         for name, value, allowed in (("gender", gender, GENDERS), ("format", format, FORMATS)):
             if value not in allowed:
-                raise ValidationError(
-                    f"{name} must be one of {', '.join(allowed)}; got {quote(value)}"
-                )
+                raise ValidationError(_one_of(name, allowed, value))
         preference = stream_preference(stream)
         if isinstance(embed_limit, bool) or not isinstance(embed_limit, int) or embed_limit < 0:
             raise ValidationError(
-                f"embed_limit must be a whole number of bytes >= 0; got {quote(embed_limit)}"
+                _("embed_limit must be a whole number of bytes >= 0; got {value}").format(
+                    value=quote(embed_limit)
+                )
             )
         if not isinstance(price_per_second, (int, float)) or price_per_second < 0:
             raise ValidationError(
-                f"price_per_second must be a number >= 0; got {quote(price_per_second)}"
+                _("price_per_second must be a number >= 0; got {value}").format(
+                    value=quote(price_per_second)
+                )
             )
         # Private Python attributes, not traits: nothing here is ever synced to the front end.
         self._api_key = api_key
@@ -233,37 +268,37 @@ class FunMusicPanel(widgets.VBox):  # type: ignore[misc]
         self.backend_info = widgets.HTML(self._backend_html(), layout=full)
         self.text = widgets.Textarea(
             value=text,
-            placeholder=_PLACEHOLDER,
+            placeholder=_(_PLACEHOLDER),
             layout=widgets.Layout(width="100%", height="11em"),
         )
         self.counter = widgets.HTML(layout=full)
         self.message = widgets.HTML(layout=full)
         self.mode = widgets.ToggleButtons(
-            options=_MODES,
+            options=[(_(label), value) for label, value in _MODES],
             value=mode,
-            description="Mode",
+            description=_("Mode"),
             tooltips=[
-                "Lyrics when the text has a [verse]/[chorus]… line, else a prompt",
-                "The text describes the song; the model writes the lyrics",
-                "The text is the lyrics to sing",
+                _("Lyrics when the text has a [verse]/[chorus]… line, else a prompt"),
+                _("The text describes the song; the model writes the lyrics"),
+                _("The text is the lyrics to sing"),
             ],
             style={"button_width": "5.5em"},
         )
         self.gender = widgets.ToggleButtons(
-            options=[(g.capitalize(), g) for g in GENDERS],
+            options=[(_(g.capitalize()), g) for g in GENDERS],
             value=gender,
-            description="Voice",
+            description=_("Voice"),
             style={"button_width": "5.5em"},
         )
         self.format = widgets.ToggleButtons(
             options=[(f.upper(), f) for f in FORMATS],
             value=format,
-            description="Format",
+            description=_("Format"),
             style={"button_width": "5.5em"},
         )
         self.instrumental = widgets.Checkbox(
             value=bool(instrumental),
-            description="Instrumental (no vocals)",
+            description=_("Instrumental (no vocals)"),
             indent=False,
             layout=widgets.Layout(width="auto"),
         )
@@ -271,25 +306,27 @@ class FunMusicPanel(widgets.VBox):  # type: ignore[misc]
         if not self._takes_gender:
             # fun-music-preview takes no gender: the toggle would do nothing, so it says so.
             self.gender.disabled = True
-            self.gender.tooltips = [f"{PREVIEW_MODEL} takes no gender"] * len(GENDERS)
+            self.gender.tooltips = [
+                _("{model} takes no gender").format(model=PREVIEW_MODEL)
+            ] * len(GENDERS)
         self.stream = widgets.ToggleButtons(
-            options=_STREAMING,
+            options=[(_(label), value) for label, value in _STREAMING],
             value="auto" if preference is None else preference,
-            description="Streaming",
+            description=_("Streaming"),
             tooltips=[
-                "Stream when the text allows it, else make it in one go (with a note)",
-                "Always stream: a text that cannot be streamed is refused",
-                "Never stream: the song appears when it is done",
+                _("Stream when the text allows it, else make it in one go (with a note)"),
+                _("Always stream: a text that cannot be streamed is refused"),
+                _("Never stream: the song appears when it is done"),
             ],
             style={"button_width": "5.5em"},
         )
         self.generate_button = widgets.Button(
-            description="Generate",
+            description=_("Generate"),
             button_style="primary",
             icon="music",
         )
         self.cancel_button = widgets.Button(
-            description="Cancel",
+            description=_("Cancel"),
             button_style="warning",
             icon="stop",
             disabled=True,
@@ -364,19 +401,27 @@ class FunMusicPanel(widgets.VBox):  # type: ignore[misc]
         s = self._settings
         if s.backend == "simulator":
             return (
-                "<b>♪ Fun-Music panel</b> · using the <b>offline simulator</b> "
-                f"{'(no API key found) ' if self._backend == 'auto' else ''}"
-                "— songs are made on this machine and nothing is billed. "
-                "Set <code>DASHSCOPE_API_KEY</code> to use Fun-Music."
+                _(
+                    "<b>♪ Fun-Music panel</b> · using the <b>offline simulator</b> {why}— songs "
+                    "are made on this machine and nothing is billed. Set "
+                    "<code>DASHSCOPE_API_KEY</code> to use Fun-Music."
+                ).format(why=_("(no API key found) ") if self._backend == "auto" else "")
             )
         if s.has_key:
             # Where the key came from, never the key, nor even its mask.
             return (
-                f"<b>♪ Fun-Music panel</b> · {_e(s.base_url)} · API key from "
-                f"{_e(s.api_key_source)} · every song is billed "
-                f"({_e(_render.format_money(self._price, self._currency))} per second)"
+                _(
+                    "<b>♪ Fun-Music panel</b> · {url} · API key from {source} · every song is "
+                    "billed ({price} per second)"
+                ).format(
+                    url=_e(s.base_url),
+                    source=_e(s.api_key_source),
+                    price=_e(_render.format_money(self._price, self._currency)),
+                )
             )
-        return f"<b>♪ Fun-Music panel</b> · {_e(s.base_url)} (no API key: a classroom simulator?)"
+        return _(
+            "<b>♪ Fun-Music panel</b> · {url} (no API key: a classroom simulator?)"
+        ).format(url=_e(s.base_url))
 
     # -- reading it from Python ----------------------------------------------------------------
     @property
@@ -417,7 +462,11 @@ class FunMusicPanel(widgets.VBox):  # type: ignore[misc]
         if run is None or run.job is None:
             return None
         if not run.job.wait(timeout):
-            raise TimeoutError(f"the song is still {run.job.state} after {timeout} s")
+            raise TimeoutError(
+                _("the song is still {state} after {seconds} s").format(
+                    state=_render.state_text(run.job.state), seconds=timeout
+                )
+            )
         return run.job.song
 
     # -- input, the counter, and whether Generate may be pressed ---------------------------------
@@ -449,25 +498,20 @@ class FunMusicPanel(widgets.VBox):  # type: ignore[misc]
             limit = limit_for(chosen, stats.language, streamed)
             count = limit.measure(stats)
             within = limit.low <= count <= limit.high
-            how = "streaming" if streamed else "not streaming"
-            if stream == "auto":
-                how += " (auto)"
-            what = f"Auto: {chosen}" if mode == "auto" else chosen.capitalize()
-            counter = (
-                f"{_e(what)} · {_LANGUAGES[stats.language]} · {how}: "
-                f"<b>{count:,}</b> {_e(limit.unit)} "
-                f"(allowed {limit.low:,}–{limit.high:,})"
-            )
+            counter = _counter_html(mode, chosen, stats.language, streamed, stream, limit, count)
             style = _OK_STYLE
             if count > limit.high:
-                counter += f" — {count - limit.high:,} over the limit"
+                counter += _e(_(" — {count:,} over the limit").format(count=count - limit.high))
                 style = _BAD_STYLE
             elif not within:
-                counter += f" — {limit.low - count:,} short of the minimum"
+                counter += _e(
+                    _(" — {count:,} short of the minimum").format(count=limit.low - count)
+                )
                 style = _BAD_STYLE
             counter_html = f'<span style="{style}">{counter}</span>'
         else:
-            counter_html = f'<span style="{_OK_STYLE}">Nothing written yet.</span>'
+            nothing = _e(_("Nothing written yet."))
+            counter_html = f'<span style="{_OK_STYLE}">{nothing}</span>'
         if request is None:
             style = _OK_STYLE if not body.strip() else _BAD_STYLE
             message = f'<span style="{style}">{_e(reason)}</span>'
@@ -494,7 +538,7 @@ class FunMusicPanel(widgets.VBox):  # type: ignore[misc]
         """Why Generate is disabled ("" when it is not): ``build_request``'s own message."""
         with self._lock:
             if self._run is not None:
-                return "a song is being made"
+                return _("a song is being made")
             return self._reason
 
     @speaking("_language")
@@ -504,7 +548,7 @@ class FunMusicPanel(widgets.VBox):  # type: ignore[misc]
             ok = self._valid_request is not None
             self.generate_button.disabled = busy or not ok
             self.generate_button.tooltip = (
-                "A song is being made" if busy else (self._reason or "Make the song")
+                _("A song is being made") if busy else (self._reason or _("Make the song"))
             )
             self.cancel_button.disabled = not busy
             # A disabled button keeps its colour in ipywidgets: only a live Cancel is orange.
@@ -537,7 +581,7 @@ class FunMusicPanel(widgets.VBox):  # type: ignore[misc]
         self.progress.value = 0.0
         self.progress.bar_style = "info"
         self.progress.layout.visibility = "visible"
-        self.status.value = _e(f"{_STATE_WORDS['queued']}…")
+        self.status.value = _e(_(_STATE_WORDS["queued"]) + "…")
         self.result.value = ""  # the last song stays in the history, under Show
         try:
             options = self._client_options()
@@ -594,7 +638,9 @@ class FunMusicPanel(widgets.VBox):  # type: ignore[misc]
         self.result.value = card
         self.progress.value = 1.0
         self.progress.bar_style = "success"
-        self.status.value = _e(f"Reused: {song.duration:g} s of audio, not billed")
+        self.status.value = _e(
+            _("Reused: {seconds:g} s of audio, not billed").format(seconds=song.duration)
+        )
         self._end(run)
 
     @speaking("_language")
@@ -602,7 +648,7 @@ class FunMusicPanel(widgets.VBox):  # type: ignore[misc]
         with self._lock:
             run = self._run
         if run is not None and run.job is not None:
-            self.status.value = "Stopping…"
+            self.status.value = _e(_("Stopping…"))
             # Not under the lock: cancel() waits for the worker loop, whose listener takes it.
             run.job.cancel()
 
@@ -616,16 +662,19 @@ class FunMusicPanel(widgets.VBox):  # type: ignore[misc]
             return
         if self._run is not run or job.cancel_requested:
             return  # an old song's late event, or "Stopping…" is showing
-        words = _STATE_WORDS.get(job.state, job.state)
+        words = _(_STATE_WORDS[job.state]) if job.state in _STATE_WORDS else job.state
         parts = [words]
         if job.request.stream:
             seconds = job.seconds
-            parts.append("— s of audio" if seconds is None else f"{seconds:.1f} s of audio")
-            parts.append(f"{job.chunks:,} chunk{'s' if job.chunks != 1 else ''}")
+            audio = "—" if seconds is None else f"{seconds:.1f}"
+            parts.append(_("{seconds} s of audio").format(seconds=audio))
+            parts.append(
+                ngettext("{count:,} chunk", "{count:,} chunks", job.chunks).format(count=job.chunks)
+            )
             x = seconds or 0.0
         else:
             x = job.elapsed
-        parts.append(f"{job.elapsed:.1f} s elapsed")
+        parts.append(_("{seconds:.1f} s elapsed").format(seconds=job.elapsed))
         self.progress.value = 0.97 * (1.0 - math.exp(-x / _BAR_SCALE_SECONDS))
         self.status.value = _e(" · ".join(parts))
 
@@ -633,10 +682,7 @@ class FunMusicPanel(widgets.VBox):  # type: ignore[misc]
     def _finished(self, run: _Run, job: Job) -> None:
         notes = list(run.notes)
         if job.save_error is not None:
-            notes.append(
-                f"could not save to the output directory: {type(job.save_error).__name__}: "
-                f"{job.save_error}"
-            )
+            notes.append(_render.save_failed_note(job.save_error))
         song = job.song
         if song is not None:
             card = _render.song_html(
@@ -652,12 +698,18 @@ class FunMusicPanel(widgets.VBox):  # type: ignore[misc]
             self.result.value = card
             self.progress.value = 1.0
             self.progress.bar_style = "success"
-            where = f" · saved to {job.saved_path}" if job.saved_path else " · not saved"
+            where = (
+                _(" · saved to {path}").format(path=job.saved_path)
+                if job.saved_path
+                else _(" · not saved")
+            )
             self.status.value = _e(
-                f"Done: {song.duration:g} s of audio in {job.elapsed:.1f} s{where}"
+                _("Done: {seconds:g} s of audio in {elapsed:.1f} s{where}").format(
+                    seconds=song.duration, elapsed=job.elapsed, where=where
+                )
             )
         else:
-            error = job.error if job.error is not None else FunMusicError("the song did not finish")
+            error = job.error or FunMusicError(_("the song did not finish"))
             run.notes = notes
             self._show_error(run, error, partial_path=job.partial_path, job=job)
         if run.live is not None:
@@ -691,8 +743,12 @@ class FunMusicPanel(widgets.VBox):  # type: ignore[misc]
             self.status.value = _e(_render.stopped_text(job))
             return
         self.progress.bar_style = "danger"
-        where = f" · partial audio saved to {partial_path}" if partial_path else ""
-        self.status.value = _e(f"Failed: {_render.error_parts(error)[1]}{where}")
+        where = (
+            _(" · partial audio saved to {path}").format(path=partial_path) if partial_path else ""
+        )
+        self.status.value = _e(
+            _("Failed: {what}{where}").format(what=_render.error_parts(error)[1], where=where)
+        )
 
     def _end(self, run: _Run) -> None:
         with self._lock:

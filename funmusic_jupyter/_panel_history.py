@@ -16,6 +16,7 @@ from pathlib import Path
 import ipywidgets as widgets  # type: ignore[import-untyped]
 
 from ._html import escape as _e
+from ._i18n import _, clip, current_language, speaking
 from ._library import LibraryEntry, load_song, scan
 from ._models import Song
 from ._validation import first_line
@@ -28,7 +29,7 @@ _OK_STYLE = "opacity: 0.8;"
 
 def _short(text: str, length: int = _TITLE_LENGTH) -> str:
     text = " ".join(text.split())
-    return text if len(text) <= length else text[: length - 1] + "…"
+    return text if len(text) <= length else clip(text, length - 1) + "…"
 
 
 def song_title(song: Song) -> str:
@@ -37,13 +38,14 @@ def song_title(song: Song) -> str:
         line = song.first_line() or first_line(song.request.text)
     else:
         line = song.request.text
-    return _short(line) or "Song"
+    return _short(line) or _("Song")
 
 
 class PanelHistory:
     """The Select of songs, its Show button and the saved-to line.
 
-    ``render(song)`` draws a card; ``show(html)`` puts it in the panel's result area.
+    ``render(song)`` draws a card; ``show(html)`` puts it in the panel's result area. Made
+    inside the panel's ``use_language``: it keeps that language for its own callbacks.
     """
 
     def __init__(
@@ -53,6 +55,7 @@ class PanelHistory:
         render: Callable[[Song], str],
         show: Callable[[str], None],
     ) -> None:
+        self._language = current_language()
         self._render = render
         self._show = show
         self._lock = threading.RLock()
@@ -62,15 +65,17 @@ class PanelHistory:
         self._saved: list[LibraryEntry] = [e for e in scan(output_dir) if not e.partial]
         self.select = widgets.Select(options=[], rows=4, layout=widgets.Layout(width="100%"))
         self.show_button = widgets.Button(
-            description="Show",
+            description=_("Show"),
             icon="play",
             disabled=True,
-            tooltip="Put the selected song back in the result area",
+            tooltip=_("Put the selected song back in the result area"),
         )
         self.saved_label = widgets.HTML(layout=widgets.Layout(width="100%"))
         self.box = widgets.VBox(
             [
-                widgets.HTML("<b>Songs</b> (this session's, then the output directory's)"),
+                widgets.HTML(
+                    _("<b>Songs</b> (this session's, then the output directory's)")
+                ),
                 self.select,
                 widgets.HBox([self.show_button, self.saved_label]),
             ],
@@ -101,17 +106,18 @@ class PanelHistory:
             self._saved = [e for e in self._saved if e.path != song.saved_path]
             self.refresh(select_newest=True)
 
+    @speaking("_language")
     def refresh(self, *, select_newest: bool) -> None:
         with self._lock:
             count = len(self._songs)
             options: list[tuple[str, tuple[str, int]]] = []
             for index in range(count - 1, -1, -1):
                 song = self._songs[index]
-                sim = ", simulated" if song.simulated else ""
+                sim = _(", simulated") if song.simulated else ""
                 label = f"#{index + 1} {song_title(song)} · {song.duration:g} s {song.format}{sim}"
                 options.append((label, ("session", index)))
             for index, entry in enumerate(self._saved):
-                sim = ", simulated" if entry.simulated else ""
+                sim = _(", simulated") if entry.simulated else ""
                 length = f"{entry.duration:g} s " if entry.duration is not None else ""
                 when = f"{entry.when.astimezone():%Y-%m-%d %H:%M}"
                 label = f"{when} {_short(entry.title)} · {length}{entry.format}{sim}"
@@ -135,15 +141,20 @@ class PanelHistory:
                 return None, self._saved[index]
             return None, None
 
+    @speaking("_language")
     def _on_select(self, change: object = None) -> None:
         song, entry = self._selected()
         path = song.saved_path if song is not None else entry.path if entry is not None else None
         if song is None and entry is None:
             self.saved_label.value = ""
             return
-        where = os.fspath(path) if path else "not saved"
-        self.saved_label.value = f'<span style="{_OK_STYLE}">saved to {_e(where)}</span>'
+        if path:
+            saved = _("saved to {path}").format(path=os.fspath(path))
+        else:
+            saved = _("saved to {path}").format(path=_("not saved"))
+        self.saved_label.value = f'<span style="{_OK_STYLE}">{_e(saved)}</span>'
 
+    @speaking("_language")
     def _on_show(self, button: object = None) -> None:
         """Put the selected song's card (player, lyrics, details) back in the result area."""
         song, entry = self._selected()
@@ -152,6 +163,7 @@ class PanelHistory:
         elif entry is not None:
             loaded = load_song(entry)  # the audio is read only now
             if loaded is None:
-                self._show(f"<div>Cannot read {_e(entry.path.name)} any more.</div>")
+                message = _("Cannot read {name} any more.").format(name=entry.path.name)
+                self._show(f"<div>{_e(message)}</div>")
             else:
                 self._show(self._render(loaded))

@@ -16,12 +16,14 @@ can hold the kernel's main thread back while the worker thread builds the card.
 
 from __future__ import annotations
 
+import html
 import os
 from dataclasses import dataclass
 
 import lameenc
 
 from ._html import NOTE, escape, link_html
+from ._i18n import _
 from ._wav import wav_pcm
 
 __all__ = ["PREVIEW_BUDGET", "Embedded", "embedded_audio", "mp3_preview", "preview_bitrate"]
@@ -79,6 +81,10 @@ class Embedded:
     note_html: str  # "" when the song itself is embedded
 
 
+def _text(words: str) -> str:
+    return html.escape(words, quote=False)
+
+
 def embedded_audio(
     audio: bytes,
     fmt: str,
@@ -95,13 +101,15 @@ def embedded_audio(
         preview, kbps = mp3_preview(audio)
     except ValueError:  # not readable WAV: embed it as it is rather than show nothing
         return Embedded(audio, fmt, "")
-    what = (
-        f"Preview: an MP3 at {kbps} kbps is embedded in the notebook instead of the "
-        f"{_megabytes(len(audio))} WAV (over the {_megabytes(embed_limit)} embed limit)."
-    )
+    what = _(
+        "Preview: an MP3 at {kbps} kbps is embedded in the notebook instead of the {size} WAV "
+        "(over the {limit} embed limit)."
+    ).format(kbps=kbps, size=_megabytes(len(audio)), limit=_megabytes(embed_limit))
     if saved_path is not None:
-        where = f" The full WAV: {link_html(saved_path, base_dir, 'funmusic-wav-link')}"
+        # The link is markup: the translated words around it are escaped (quotes left as they
+        # are, as this HTML always had them), the link is not.
+        where = _text(_(" The full WAV: ")) + link_html(saved_path, base_dir, "funmusic-wav-link")
     else:
-        where = " The full WAV is not saved: song.save('song.wav') writes it."
+        where = _text(_(" The full WAV is not saved: song.save('song.wav') writes it."))
     note = f'<div class="funmusic-preview-note" style="{NOTE}">{escape(what)}{where}</div>'
     return Embedded(preview, "mp3", note)

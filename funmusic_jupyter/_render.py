@@ -45,6 +45,7 @@ from ._html import format_money, link_path, path_text, rows_html, shown_path
 from ._html import notes_html as _notes_html
 from ._html import notes_text as _notes_text
 from ._html import title_of as _title
+from ._i18n import N_, _, ngettext
 from ._waveform import song_peaks
 
 if TYPE_CHECKING:
@@ -63,6 +64,7 @@ __all__ = [
     "lyrics_html",
     "progress_html",
     "progress_text",
+    "save_failed_note",
     "settings_html",
     "settings_text",
     "shown_path",
@@ -72,17 +74,51 @@ __all__ = [
     "song_rows",
     "song_text",
     "status_html",
+    "state_text",
     "status_text",
     "stopped_text",
 ]
 
 _STATE_WORDS = {
-    "queued": "waiting to start",
-    "waiting": "waiting for the first audio",
-    "generating": "generating (no streaming: the audio comes at the end)",
-    "streaming": "streaming",
-    "saving": "saving",
+    "queued": N_("waiting to start"),
+    "waiting": N_("waiting for the first audio"),
+    "generating": N_("generating (no streaming: the audio comes at the end)"),
+    "streaming": N_("streaming"),
+    "saving": N_("saving"),
 }
+# A job's state in one word, for the status table (the job's ``state`` attribute stays English).
+_STATES = {
+    "queued": N_("queued"),
+    "waiting": N_("waiting"),
+    "generating": N_("generating"),
+    "streaming": N_("streaming"),
+    "saving": N_("saving"),
+    "done": N_("done"),
+    "failed": N_("failed"),
+    "cancelled": N_("cancelled"),
+}
+_STATUS_HEADINGS = {
+    "job": N_("job"),
+    "state": N_("state"),
+    "song": N_("song"),
+    "audio": N_("audio"),
+    "chunks": N_("chunks"),
+    "elapsed": N_("elapsed"),
+    "file": N_("file"),
+    "error": N_("error"),
+}
+
+
+def save_failed_note(error: BaseException) -> str:
+    """The note on a song that could not be written to the output directory."""
+    return _("could not save to the output directory: {type}: {error}").format(
+        type=type(error).__name__, error=error
+    )
+
+
+def state_text(state: str) -> str:
+    """A job's state as the current language says it (``done`` -> 完成)."""
+    return _(_STATES[state]) if state in _STATES else state
 
 
 def progress_html(
@@ -103,19 +139,26 @@ def progress_html(
     browser animates it) and the numbers say how far it got. A song that is not streamed has
     no audio until it is done, so it shows only the elapsed time.
     """
-    job = f'<span style="{_MUTED}">job {_e(job_id)} · </span>' if job_id else ""
-    words = _STATE_WORDS.get(state, state)
+    job_text = _e(_("job {id}").format(id=job_id)) if job_id else ""
+    job = f'<span style="{_MUTED}">{job_text} · </span>' if job_id else ""
+    words = _(_STATE_WORDS[state]) if state in _STATE_WORDS else state
+    elapsed_text = _("{seconds:.1f} s elapsed").format(seconds=elapsed)
     if streaming:
         audio = _DASH if seconds is None else f"{seconds:.1f} s"
-        stats = (
-            f"{audio} of audio · {chunks:,} chunk{'s' if chunks != 1 else ''}"
-            f" · {bytes_received / 1024:,.0f} KB · {elapsed:.1f} s elapsed"
+        stats = " · ".join(
+            (
+                _("{audio} of audio").format(audio=audio),
+                ngettext("{count:,} chunk", "{count:,} chunks", chunks).format(count=chunks),
+                f"{bytes_received / 1024:,.0f} KB",
+                elapsed_text,
+            )
         )
     else:
-        stats = f"not streamed: the song appears when it is done · {elapsed:.1f} s elapsed"
+        stats = _("not streamed: the song appears when it is done") + " · " + elapsed_text
+    heading = _title(title) or _("Song")
     return (
         f'<div class="funmusic-progress" style="{_BOX}">'
-        f'<div style="font-weight: 600;">♪ {_e(_title(title) or "Song")}</div>'
+        f'<div style="font-weight: 600;">♪ {_e(heading)}</div>'
         f'<div>{job}<span class="funmusic-state">{_e(words)}</span></div>'
         '<progress style="width: 100%; height: 8px; margin: 4px 0;"></progress>'
         f'<div class="funmusic-stats" style="{_MUTED} font-variant-numeric: tabular-nums;">'
@@ -125,7 +168,8 @@ def progress_html(
 
 def progress_text(*, title: str, notes: Sequence[str] = ()) -> str:
     """Deterministic ``text/plain`` for the progress display (nbval records the first version)."""
-    return f"funmusic: making {_title(title)!r} in the background" + _notes_text(notes)
+    making = _("funmusic: making {title!r} in the background").format(title=_title(title))
+    return making + _notes_text(notes)
 
 
 def _job_rows(jobs: Sequence[Job]) -> list[dict[str, str]]:
@@ -137,7 +181,7 @@ def _job_rows(jobs: Sequence[Job]) -> list[dict[str, str]]:
         rows.append(
             {
                 "job": job.id,
-                "state": job.state,
+                "state": state_text(job.state),
                 "song": _title(job.request.text),
                 "audio": _DASH if seconds is None else f"{seconds:.1f} s",
                 "chunks": f"{job.chunks:,}" if job.request.stream else _DASH,
@@ -160,9 +204,11 @@ _STATUS_WRAP = {"song": "overflow-wrap: break-word", "error": "overflow-wrap: br
 def status_html(jobs: Sequence[Job]) -> str:
     """``%funmusic status``: one row per job."""
     if not jobs:
-        return f'<div class="funmusic-status" style="{_BOX}">No songs yet in this kernel.</div>'
+        return f'<div class="funmusic-status" style="{_BOX}">{_e(_no_songs())}</div>'
     rows = _job_rows(jobs)
-    head = "".join(f'<th style="{_TH} border-top: none;">{_e(k)}</th>' for k in rows[0])
+    head = "".join(
+        f'<th style="{_TH} border-top: none;">{_e(_(_STATUS_HEADINGS[k]))}</th>' for k in rows[0]
+    )
     body = "".join(
         "<tr>"
         + "".join(
@@ -180,20 +226,31 @@ def status_html(jobs: Sequence[Job]) -> str:
     )
 
 
+def _no_songs() -> str:
+    return _("No songs yet in this kernel.")
+
+
 def _counts(jobs: Sequence[Job]) -> str:
     tally: dict[str, int] = {}
     for job in jobs:
         tally[job.state] = tally.get(job.state, 0) + 1
-    return ", ".join(f"{n} {state}" for state, n in sorted(tally.items()))
+    return _(", ").join(
+        _("{count} {state}").format(count=n, state=state_text(state))
+        for state, n in sorted(tally.items())
+    )
 
 
 def status_text(jobs: Sequence[Job]) -> str:
     if not jobs:
-        return "No songs yet in this kernel."
+        return _no_songs()
     lines = [_counts(jobs)]
     for r in _job_rows(jobs):
         extra = f" [{r['error']}]" if r["error"] else ""
-        chunks = r["chunks"] if r["chunks"] == _DASH else f"{r['chunks']} chunks"
+        chunks = (
+            r["chunks"]
+            if r["chunks"] == _DASH
+            else _("{count} chunks").format(count=r["chunks"])
+        )
         lines.append(
             f"{r['job']:>3}  {r['state']:<10} {r['audio']:>8}  {chunks:>10}  "
             f"{r['elapsed']:>8}  {r['song']!r}{extra}  {r['file']}"
@@ -201,15 +258,17 @@ def status_text(jobs: Sequence[Job]) -> str:
     return "\n".join(lines)
 
 
-def settings_html(settings: Mapping[str, Any], *, title: str = "funmusic settings") -> str:
+def settings_html(settings: Mapping[str, Any], *, title: str | None = None) -> str:
     """``%funmusic config``: a two-column table. Callers pass only what may be shown."""
+    title = _("funmusic settings") if title is None else title
     return (
         f'<div class="funmusic-config" style="{_BOX}"><div style="font-weight: 600;">'
         f"{_e(title)}</div>{rows_html((k, str(v)) for k, v in settings.items())}</div>"
     )
 
 
-def settings_text(settings: Mapping[str, Any], *, title: str = "funmusic settings") -> str:
+def settings_text(settings: Mapping[str, Any], *, title: str | None = None) -> str:
+    title = _("funmusic settings") if title is None else title
     width = max((len(k) for k in settings), default=0)
     return "\n".join([title] + [f"  {k:<{width}}  {v}" for k, v in settings.items()])
 
@@ -219,18 +278,20 @@ def stopped_text(job: Job, *, base_dir: str | os.PathLike[str] | None = None) ->
     saved to funmusic-output/….partial.mp3" (the path relative to ``base_dir``, default the
     working directory). A song that ended otherwise meanwhile says so."""
     if job.state == "done":
-        return "finished before it could be stopped"
+        return _("finished before it could be stopped")
     if job.state == "failed" and job.error is not None:
-        return f"failed before it could be stopped: {error_parts(job.error)[1]}"
+        return _("failed before it could be stopped: {error}").format(
+            error=error_parts(job.error)[1]
+        )
     if job.state != "cancelled":
-        return f"stopping ({job.state})"
-    at = f" at {job.seconds:.0f} s" if job.seconds else ""
+        return _("stopping ({state})").format(state=state_text(job.state))
+    at = _(" at {seconds:.0f} s").format(seconds=job.seconds) if job.seconds else ""
     if job.partial_path is None:
         if getattr(job.error, "partial_audio", b""):
-            return f"Stopped{at}: the partial song could not be saved"
-        return "Stopped before any audio arrived"
+            return _("Stopped{at}: the partial song could not be saved").format(at=at)
+        return _("Stopped before any audio arrived")
     where = shown_path(job.partial_path, base_dir)
-    return f"Stopped{at}: partial song saved to {where}"
+    return _("Stopped{at}: partial song saved to {where}").format(at=at, where=where)
 
 
 def configured_embed_limit() -> int:

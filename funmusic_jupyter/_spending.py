@@ -205,8 +205,12 @@ class CostReport:
     def __repr__(self) -> str:
         # The text/plain nbval compares: English whatever the language (see _i18n).
         with use_language("en"):
-            rows = [self._head(), *self._rows()]
-            footer = self._footer()
+            return self.text()
+
+    def text(self) -> str:
+        """The table as text, in the current language (``repr`` is this, in English)."""
+        rows = [self._head(), *self._rows()]
+        footer = self._footer()
         widths = [max(len(r[i]) for r in rows) for i in range(4)]
         lines = [
             "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows

@@ -38,7 +38,10 @@ POT = LOCALE / "funmusic.pot"
 # The keywords pybabel extracts with (locale/README.md): its defaults (_, ngettext, pgettext,
 # N_…) and _i18n's own name for gettext.
 KEYWORDS = {**DEFAULT_KEYWORDS, "gettext_": None}
-_PLACEHOLDER = re.compile(r"\{(\w*)[^{}]*\}|%\((\w+)\)[-#0 +]*\d*(?:\.\d+)?[a-zA-Z]")
+# {name…} (ours), %(name)s and bare %s / %r (argparse's own messages, which we translate too).
+_PLACEHOLDER = re.compile(
+    r"\{(\w*)[^{}]*\}|%\((\w+)\)[-#0 +]*\d*(?:\.\d+)?[a-zA-Z]|(?<!%)(%[sr])"
+)
 
 
 def _catalogue() -> Catalog:
@@ -58,8 +61,11 @@ def _texts(value: str | tuple[str, ...] | list[str]) -> list[str]:
     return [value] if isinstance(value, str) else list(value)
 
 
-def _placeholders(text: str) -> set[str]:
-    return {a or b for a, b in _PLACEHOLDER.findall(text.replace("{{", "").replace("}}", ""))}
+def _placeholders(text: str) -> list[str]:
+    """The placeholders of ``text``: named ones by name, bare ``%s`` in order of appearance."""
+    found = _PLACEHOLDER.findall(text.replace("{{", "").replace("}}", ""))
+    named = sorted({a or b for a, b, _bare in found if a or b})
+    return named + [bare for _a, _b, bare in found if bare]
 
 
 # -- the catalogue ---------------------------------------------------------------------------
@@ -77,7 +83,7 @@ def test_every_entry_is_translated_and_none_is_fuzzy() -> None:
 def test_translations_keep_the_placeholders_of_the_english() -> None:
     wrong = []
     for m in _entries():
-        wanted = set().union(*(_placeholders(t) for t in _texts(m.id)))
+        wanted = _placeholders(_texts(m.id)[-1])  # a plural's forms share their placeholders
         for text in _texts(m.string):
             if _placeholders(text) != wanted:
                 wrong.append((m.id, text))
@@ -86,9 +92,12 @@ def test_translations_keep_the_placeholders_of_the_english() -> None:
 
 def test_the_placeholder_check_can_fail() -> None:
     # The check above compares names: a renamed or dropped placeholder is caught.
-    assert _placeholders("got {count:,}, remove {extra}") == {"count", "extra"}
+    assert _placeholders("got {count:,}, remove {extra}") == ["count", "extra"]
     assert _placeholders("当前 {count:,} 个") != _placeholders("got {count:,}, remove {extra}")
-    assert _placeholders("%(count)d of %(total)s") == {"count", "total"}
+    assert _placeholders("%(count)d of %(total)s") == ["count", "total"]
+    assert _placeholders("unrecognized arguments: %s") == ["%s"]
+    assert _placeholders("无法识别的参数") != _placeholders("unrecognized arguments: %s")
+    assert _placeholders("%%funmusic {{{commands}}}") == ["commands"]
 
 
 def test_every_marked_string_in_the_code_is_in_the_catalogue() -> None:
@@ -285,3 +294,22 @@ def test_quote_cuts_whole_characters_and_counts_in_the_language() -> None:
     assert quote(text) == repr("雨" * 39) + "… (51 characters)"
     with use_language("zh"):
         assert quote(text) == repr("雨" * 39) + "…（共 51 字）"
+
+
+_LITERAL_CALL = re.compile(r"""\b(?:_|N_|gettext_)\(\s*(["'])((?:\\.|(?!\1).)+)\1\s*\)""")
+
+
+def test_no_marked_literal_hides_where_the_extractor_cannot_see_it() -> None:
+    # Babel (on Python 3.11) does not look inside f-strings: a _("…") written in one would
+    # never reach the catalogue and silently stay English. Every one-line literal call in the
+    # source, wherever it is, must be in the catalogue.
+    in_po = {m.id for m in _entries()}
+    missing = []
+    for path in PACKAGE.rglob("*.py"):
+        for match in _LITERAL_CALL.finditer(path.read_text(encoding="utf-8")):
+            text = match.group(2).encode("utf-8").decode("unicode_escape").encode(
+                "latin-1"
+            ).decode("utf-8")
+            if text not in in_po:
+                missing.append((path.name, text))
+    assert missing == []
