@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 import funmusic_jupyter as fm
+from funmusic_jupyter._i18n import gettext_, use_language
 from funmusic_jupyter._validation import KNOWN_TAGS, tags_in
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
@@ -139,3 +140,42 @@ def test_the_lyrics_lesson_streams_a_whole_song_with_every_tag() -> None:
         if c["cell_type"] == "code" and "build_request(lyrics=lyrics, stream=True)" in _source(c)
     ]
     assert len(counting) == 1 and body.strip() in counting[0]
+
+
+def _zh(message: str) -> str:
+    """``message`` from the Chinese catalogue; it must be translated (have Han characters)."""
+    with use_language("zh"):
+        text = gettext_(message)
+    assert HAN.search(text), f"{message!r} has no Chinese translation"
+    return text
+
+
+@pytest.mark.parametrize("path", ZH, ids=lambda p: p.stem)
+def test_the_stored_outputs_are_chinese(path: Path) -> None:
+    cards = 0
+    for cell in _cells(path):
+        if cell["cell_type"] != "code" or not _source(cell).startswith("%%funmusic"):
+            continue
+        for output in cell["outputs"]:
+            if output["output_type"] == "stream":  # the magic's notes
+                for line in "".join(output["text"]).splitlines():
+                    assert HAN.search(line), line
+            html = "".join(output.get("data", {}).get("text/html", ""))
+            if 'class="funmusic-song"' in html:
+                cards += 1
+                summaries = re.findall(r"<summary[^>]*>([^<]*)</summary>", html)
+                assert summaries == [_zh("Lyrics"), _zh("Details")]
+                rows = re.findall(r"<th[^>]*>([^<]*)</th>", html)
+                assert len(rows) >= 8 and all(HAN.search(row) for row in rows), rows
+    assert cards >= 2
+
+
+def test_the_sanitizer_knows_the_chinese_card_rows() -> None:
+    # nbval compares the Chinese cards too: the rows that vary on every run must be masked
+    # under their Chinese labels, or the notebooks fail on the next run.
+    config = (NOTEBOOKS / "nbval-sanitize.cfg").read_text(encoding="ascii")
+    english = re.search(r"regex: \(>\(\?:(Request id[^)]*)\)", config)
+    assert english is not None
+    decoded = re.sub(r"\\u([0-9a-f]{4})", lambda m: chr(int(m.group(1), 16)), config)
+    for label in english.group(1).split("|"):
+        assert f"{_zh(label)}|" in decoded or f"{_zh(label)})" in decoded, label
