@@ -32,6 +32,7 @@ from typing import Any, TypeVar
 from ._client import AsyncFunMusicClient, AsyncSongStream, FunMusicClient, SongStream
 from ._config import resolve_settings
 from ._errors import FunMusicError
+from ._i18n import _
 from ._library import find_reusable, song_key
 from ._models import Song
 from ._spending import check_budget, record
@@ -93,9 +94,11 @@ def _current_loop() -> object:
         # Neither loop is running (trio need not even be installed): say what to do instead of
         # surfacing a "No module named 'trio'" from this fallback.
         raise FunMusicError(
-            "agenerate() and astream() need a running event loop: use them from async code "
-            "(await fm.agenerate(...), async with fm.astream(...)), or call fm.generate / "
-            "fm.stream; got no running loop"
+            _(
+                "agenerate() and astream() need a running event loop: use them from async code "
+                "(await fm.agenerate(...), async with fm.astream(...)), or call fm.generate / "
+                "fm.stream; got no running loop"
+            )
         ) from None
 
 
@@ -237,7 +240,7 @@ def _counted(
 ) -> _StreamT:
     """A stream whose request passed the budget, and whose finished song counts in the
     session's spending (and carries its library key, so ``song.save()`` makes it reusable)."""
-    request, _ = _ahead(client, True, fields, reuse=False, output_dir=None, budget=budget)
+    request, _notes = _ahead(client, True, fields, reuse=False, output_dir=None, budget=budget)
     song_stream = open_stream(request, headers=headers)
 
     def finished(song: Song) -> None:

@@ -31,6 +31,7 @@ import functools
 import time
 import warnings
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from html import escape as html_escape
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +46,7 @@ from ._errors import (
     StreamInterruptedError,
     ValidationError,
 )
+from ._i18n import _
 from ._models import Song
 from ._policy import plan_request
 from ._storage import output_directory, save_partial, save_song
@@ -73,11 +75,18 @@ class BatchValidationError(ValidationError):
 
     def __init__(self, errors: Mapping[int, ValidationError], total: int) -> None:
         self.errors = dict(errors)
-        lines = [f"request {i}: {exc}" for i, exc in sorted(self.errors.items())]
+        lines = [_request_line(i, exc) for i, exc in sorted(self.errors.items())]
         super().__init__(
-            f"{len(self.errors)} of {total} requests refused, nothing was sent:\n"
+            _("{count} of {total} requests refused, nothing was sent:").format(
+                count=len(self.errors), total=total
+            )
+            + "\n"
             + "\n".join(lines)
         )
+
+
+def _request_line(index: int, text: object) -> str:
+    return _("request {index}: {text}").format(index=index, text=text)
 
 
 class _Slot:
@@ -110,9 +119,15 @@ class RateLimiter:
         sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
     ) -> None:
         if isinstance(rpm, bool) or not isinstance(rpm, int) or rpm < 1:
-            raise ConfigurationError(f"rpm must be a whole number >= 1; got {rpm!r}")
+            raise ConfigurationError(
+                _("rpm must be a whole number >= 1; got {value!r}").format(value=rpm)
+            )
         if isinstance(window, bool) or not isinstance(window, (int, float)) or not window > 0:
-            raise ConfigurationError(f"window must be a positive number of seconds; got {window!r}")
+            raise ConfigurationError(
+                _("window must be a positive number of seconds; got {value!r}").format(
+                    value=window
+                )
+            )
         self.rpm = rpm
         self.window = float(window)
         self._clock = clock
@@ -150,15 +165,18 @@ def _one_request(item: object) -> tuple[SongRequest, Mapping[str, str] | None, t
         return item, None, item.warnings
     if not isinstance(item, Mapping):
         raise ValidationError(
-            "a request must be a dict of generate()'s arguments or a SongRequest; "
-            f"got {type(item).__name__}"
+            _(
+                "a request must be a dict of generate()'s arguments or a SongRequest; got {type}"
+            ).format(type=type(item).__name__)
         )
     fields = dict(item)
     batch_only = sorted(_BATCH_ONLY.intersection(fields))
     if batch_only:
         raise ValidationError(
-            f"{', '.join(batch_only)} is set for the whole batch (generate_many(..., "
-            f"{batch_only[0]}=…)), not per request"
+            _(
+                "{names} is set for the whole batch (generate_many(..., {first}=…)), not per "
+                "request"
+            ).format(names=", ".join(batch_only), first=batch_only[0])
         )
     headers = fields.pop("headers", None)
     if headers is not None:
@@ -190,7 +208,7 @@ def prepare_requests(
             bad[i] = exc
             continue
         good.append((request, headers))
-        notes.extend(f"request {i}: {note}" for note in item_notes)
+        notes.extend(_request_line(i, note) for note in item_notes)
     if bad:
         raise BatchValidationError(bad, len(items))
     for note in notes:
@@ -234,7 +252,7 @@ async def _make(
             song: Song | None = stream.song
             if song is None:
                 raise StreamInterruptedError(
-                    "the stream ended without its final event",
+                    _("the stream ended without its final event"),
                     partial_audio=bytes(stream.partial_audio),
                 )
         else:
@@ -242,7 +260,7 @@ async def _make(
     except BaseException as exc:
         # Cancelled too (the batch was interrupted): what arrived was paid for, so keep it.
         error = exc if isinstance(exc, Exception) else GenerationCancelled(
-            "the batch was stopped before this song was finished"
+            _("the batch was stopped before this song was finished")
         )
         from_error = getattr(exc, "partial_audio", b"") or b""
         from_stream = bytes(stream.partial_audio) if stream is not None else b""
@@ -302,14 +320,16 @@ async def _run(
                 on_result(index, result)
 
     async with AsyncFunMusicClient(**options) as client, anyio.create_task_group() as tg:
-        for _ in range(min(concurrency, len(prepared))):
+        for _worker in range(min(concurrency, len(prepared))):
             tg.start_soon(worker, client)
     return [r for r in results if r is not None]
 
 
 def _check_concurrency(concurrency: int) -> None:
     if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
-        raise ConfigurationError(f"concurrency must be a whole number >= 1; got {concurrency!r}")
+        raise ConfigurationError(
+            _("concurrency must be a whole number >= 1; got {value!r}").format(value=concurrency)
+        )
 
 
 async def agenerate_many(
@@ -449,11 +469,12 @@ def _with_progress(
 
 def _progress_bundle(total: int, *, done: int, failed: int) -> dict[str, str]:
     finished = done + failed
-    text = f"funmusic batch: {finished}/{total} finished"
+    counts = _("{finished}/{total} finished").format(finished=finished, total=total)
     if failed:
-        text += f", {failed} failed"
+        counts += _(", {failed} failed").format(failed=failed)
+    text = _("funmusic batch: {counts}").format(counts=counts)
     html = (
         f'<div class="funmusic-batch"><progress value="{finished}" max="{total}"></progress> '
-        f"{text.removeprefix('funmusic batch: ')}</div>"
+        f"{html_escape(counts)}</div>"
     )
     return {"text/plain": text, "text/html": html}

@@ -41,6 +41,7 @@ from ._html import (
     HEADING,
     MUTED,
     NEUTRAL_BOX,
+    box_open,
     escape,
     format_money,
     link_html,
@@ -271,7 +272,7 @@ def song_html(
         else ""
     )
     return (
-        f'<div class="funmusic-song" style="{BOX}">'
+        f'{box_open("funmusic-song", BOX)}'
         f'<div style="font-weight: 600; margin-bottom: 4px;">♪ {escape(title)}{badge}</div>'
         f"{player}{notes_html(notes)}{lyrics}"
         f'<details open style="margin-top: 4px;"><summary style="cursor: pointer; {MUTED}">'
@@ -397,7 +398,7 @@ def error_html(
         )
         rows = [(_("Request id"), str(request_id))] if request_id else []
         return (
-            f'<div class="funmusic-stopped" style="{NEUTRAL_BOX}">'
+            f'{box_open("funmusic-stopped", NEUTRAL_BOX)}'
             f'<div style="font-weight: 600;">{heading}</div>{subtitle}{player}'
             f"{notes_html(notes)}{rows_html(rows) if rows else ''}</div>"
         )
@@ -416,7 +417,7 @@ def error_html(
         f'<div style="margin-top: 6px;">{escape(first)}{badge}</div>{player}' if data else ""
     )
     return (
-        f'<div class="funmusic-error" style="{ERROR_BOX}">'
+        f'{box_open("funmusic-error", ERROR_BOX)}'
         f'<div style="font-weight: 600;">✕ {escape(heading)}</div>'
         f"{notes_html(notes)}{rows_html(rows)}{partial}</div>"
     )

@@ -42,6 +42,7 @@ from httpx_sse import aconnect_sse, connect_sse
 
 from ._config import Settings, resolve_settings
 from ._errors import APIError, ConfigurationError, FunMusicWarning, ValidationError, quote
+from ._i18n import N_, _
 from ._models import AudioChunk, Song, StreamEvent, StreamFinished
 from ._validation import SongRequest, build_request
 from ._wire import (
@@ -113,10 +114,10 @@ class _ClientCore:
             ("connect_timeout", connect_timeout), ("read_timeout", read_timeout),
             ("idle_timeout", idle_timeout), ("download_timeout", download_timeout),
         ):
-            _check_number(name, value, "a number of seconds > 0", positive=True)
-        _check_number("max_retry_wait", max_retry_wait, "a number of seconds >= 0")
-        _check_number("max_retries", max_retries, "a whole number >= 0", integer=True)
-        _check_number("max_download_bytes", max_download_bytes, "a whole number > 0",
+            _check_number(name, value, N_("a number of seconds > 0"), positive=True)
+        _check_number("max_retry_wait", max_retry_wait, N_("a number of seconds >= 0"))
+        _check_number("max_retries", max_retries, N_("a whole number >= 0"), integer=True)
+        _check_number("max_download_bytes", max_download_bytes, N_("a whole number > 0"),
                       integer=True, positive=True)
         headers = _check_headers(headers, ConfigurationError)
         self.connect_timeout = connect_timeout
@@ -213,7 +214,11 @@ def _check_number(
         number = float(value)  # type: ignore[arg-type]
         ok = math.isfinite(number) and (number > 0 if positive else number >= 0)
     if not ok:
-        raise ConfigurationError(f"{name} must be {expected}; got {quote(value)}")
+        raise ConfigurationError(
+            _("{name} must be {expected}; got {value}").format(
+                name=name, expected=_(expected), value=quote(value)
+            )
+        )
 
 
 def _check_headers(
@@ -224,14 +229,20 @@ def _check_headers(
     if not isinstance(headers, Mapping) or not all(
         isinstance(k, str) and isinstance(v, str) for k, v in headers.items()
     ):
-        got = type(headers).__name__ if not isinstance(headers, Mapping) else "other values"
-        raise error(f"headers must be a mapping of header names to strings; got {got}")
+        got = type(headers).__name__ if not isinstance(headers, Mapping) else N_("other values")
+        raise error(
+            _("headers must be a mapping of header names to strings; got {got}").format(
+                got=_(got) if got == "other values" else got
+            )
+        )
     # Checked as they will be sent: httpx encodes header values as ASCII (anything else is a
     # raw UnicodeEncodeError), and a line break would end the header in the middle.
     for name, value in headers.items():
         if not (name + value).isascii() or any(c in name + value for c in "\r\n\0"):
             raise error(
-                f"header {quote(name)} must be ASCII text on one line; got {quote(value)}"
+                _("header {name} must be ASCII text on one line; got {value}").format(
+                    name=quote(name), value=quote(value)
+                )
             )
     return headers
 
@@ -251,7 +262,9 @@ def _caller_stacklevel() -> int:
 
 
 def _answer_too_large(assembler: SongAssembler, body: LimitedBody) -> APIError:
-    return assembler.interrupted(f"the answer is larger than {body.limit:,} bytes; refused")
+    return assembler.interrupted(
+        _("the answer is larger than {limit:,} bytes; refused").format(limit=body.limit)
+    )
 
 
 # ===================================================================== sync
@@ -358,7 +371,7 @@ class FunMusicClient(_ClientCore):
         """Generate a pre-validated request (emits no warnings)."""
         if request.stream:
             with self.stream_request(request, headers=headers) as song_stream:
-                for _ in song_stream:
+                for _event in song_stream:
                     pass
             assert song_stream.song is not None  # iteration ends only after StreamFinished
             return song_stream.song
@@ -684,7 +697,7 @@ class AsyncFunMusicClient(_ClientCore):
         """Generate a pre-validated request (emits no warnings)."""
         if request.stream:
             async with self.stream_request(request, headers=headers) as song_stream:
-                async for _ in song_stream:
+                async for _event in song_stream:
                     pass
             assert song_stream.song is not None  # iteration ends only after StreamFinished
             return song_stream.song

@@ -322,10 +322,14 @@ def _line_request(line: str, defaults: Mapping[str, Any]) -> dict[str, Any]:
         try:
             item = json.loads(line)
         except json.JSONDecodeError as exc:
-            raise ValidationError(f"a JSON line must be a JSON object; got malformed JSON "
-                                  f"({exc.msg} at column {exc.colno})") from None
+            raise ValidationError(
+                _("a JSON line must be a JSON object; got malformed JSON ({error} at column "
+                  "{column})").format(error=exc.msg, column=exc.colno)
+            ) from None
         if not isinstance(item, dict):
-            raise ValidationError(f"a JSON line must be an object; got {type(item).__name__}")
+            raise ValidationError(
+                _("a JSON line must be an object; got {type}").format(type=type(item).__name__)
+            )
         return {**defaults, **item}
     return {**defaults, "text": line}
 
@@ -340,10 +344,12 @@ def _batch(opts: argparse.Namespace, rest: list[str]) -> int:
     try:
         lines = _read_lines(opts.file)
     except (OSError, UnicodeDecodeError) as exc:
-        _say(prog, "error", f"cannot read {opts.file}: {getattr(exc, 'strerror', None) or exc}")
+        _say(prog, "error", _("cannot read {file}: {reason}").format(
+            file=opts.file, reason=getattr(exc, "strerror", None) or exc))
         return 2
     if not lines:
-        _say(prog, "error", f"{opts.file} holds no request (one a line; # starts a comment)")
+        _say(prog, "error", _("{file} holds no request (one a line; # starts a comment)").format(
+            file=opts.file))
         return 2
     defaults = _fields(opts)
     prepared: list[tuple[SongRequest, Mapping[str, str] | None]] = []
@@ -354,10 +360,10 @@ def _batch(opts: argparse.Namespace, rest: list[str]) -> int:
             request, headers, notes = _one_request(_line_request(line, defaults))
         except ValidationError as exc:
             refused[number] = str(exc)
-            _say(prog, "error", f"line {number}: {exc}")
+            _say(prog, "error", _("line {number}: {text}").format(number=number, text=exc))
             continue
         for note in notes:
-            _say(prog, "note", f"line {number}: {note}")
+            _say(prog, "note", _("line {number}: {text}").format(number=number, text=note))
         prepared.append((request, headers))
         numbers.append(number)
     try:
@@ -371,12 +377,12 @@ def _batch(opts: argparse.Namespace, rest: list[str]) -> int:
 
     def on_result(index: int, result: Song | Exception) -> None:
         counts["failed" if isinstance(result, Exception) else "ok"] += 1
-        progress.show(f"{counts['ok'] + counts['failed']}/{len(prepared)} finished, "
-                      f"{counts['failed']} failed")
+        progress.show(_("{finished}/{total} finished, {failed} failed").format(
+            finished=counts["ok"] + counts["failed"], total=len(prepared), failed=counts["failed"]))
 
     results: list[Song | Exception] = []
     if prepared:
-        progress.show(f"0/{len(prepared)} finished")
+        progress.show(_("{finished}/{total} finished").format(finished=0, total=len(prepared)))
         run = functools.partial(
             _run, prepared, options=options, settings=settings,
             limiter=RateLimiter(opts.rpm), concurrency=opts.concurrency, output_dir=folder,
@@ -386,7 +392,7 @@ def _batch(opts: argparse.Namespace, rest: list[str]) -> int:
             results = anyio.run(run)
         except KeyboardInterrupt:
             progress.clear()
-            _say(prog, "error", "interrupted: the batch was stopped")
+            _say(prog, "error", _("interrupted: the batch was stopped"))
             return 1
         progress.clear()
     _summary(lines, dict(zip(numbers, results, strict=True)), refused, sys.stdout)
@@ -395,6 +401,7 @@ def _batch(opts: argparse.Namespace, rest: list[str]) -> int:
 
 def _summary(lines: list[tuple[int, str]], results: Mapping[int, Song | Exception],
              refused: Mapping[int, str], out: TextIO) -> None:
+    # Stays English: the table on stdout is for scripts (its statuses are values, not prose).
     rows = [("LINE", "STATUS", "SECONDS", "FILE OR ERROR")]
     for number, _line in lines:
         result = results.get(number)

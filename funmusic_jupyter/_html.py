@@ -15,7 +15,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from pathlib import Path
 
-from ._i18n import _, clip
+from ._i18n import _, clip, current_language
 from ._validation import first_line
 
 __all__ = [
@@ -31,6 +31,7 @@ __all__ = [
     "TABLE",
     "TD",
     "TH",
+    "box_open",
     "escape",
     "format_money",
     "link_html",
@@ -81,6 +82,22 @@ NOTE = (
 HEADING = "font-weight: 600; margin: 8px 0 2px; font-size: 12px; text-transform: capitalize;"
 
 DASH = "—"
+
+
+# Chinese output says so (lang): browsers then take Chinese glyphs for Han characters (not
+# Japanese ones) from the front end's font stack, and a long run with no break opportunity
+# (a path, a URL next to Chinese text) wraps instead of overflowing the box. English output
+# keeps its exact bytes: notebooks checked by nbval store it.
+_ZH_BOX = ' lang="zh-CN"'
+_ZH_WRAP = " overflow-wrap: anywhere;"
+
+
+def box_open(css_class: str, style: str) -> str:
+    """The opening tag of an output's outer box, marked with the current language when it is
+    not English."""
+    if current_language() == "zh":
+        return f'<div class="{css_class}" style="{style}{_ZH_WRAP}"{_ZH_BOX}>'
+    return f'<div class="{css_class}" style="{style}">'
 
 
 def escape(value: object) -> str:

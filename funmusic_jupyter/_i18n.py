@@ -133,6 +133,30 @@ def use_language(value: object) -> Iterator[Language]:
         _current.reset(token)
 
 
+def configured_language() -> object:
+    """``FunMusicMagics.language`` when the extension is loaded in this IPython, else None."""
+    try:
+        from IPython import get_ipython
+    except ImportError:  # pragma: no cover - IPython is a dependency
+        return None
+    shell = get_ipython()
+    magics = shell.magics_manager.registry.get("FunMusicMagics") if shell is not None else None
+    return getattr(magics, "language", None)
+
+
+@contextmanager
+def displaying() -> Iterator[Language]:
+    """For an object showing itself (a ``Song``, the library, a cost report): the language
+    already chosen by the surface showing it, else ``%config FunMusicMagics.language`` (so the
+    magic's setting reaches ``fm.generate(...)``'s songs too), else the default."""
+    chosen = _current.get()
+    if chosen is not None:
+        yield chosen
+        return
+    with use_language(configured_language()) as language:
+        yield language
+
+
 def speaking(attribute: str) -> Callable[[_F], _F]:
     """A method decorator: run the method in the language held in ``self.<attribute>``.
 

@@ -35,7 +35,7 @@ from ._config import Settings
 from ._errors import FunMusicWarning
 from ._html import DASH, format_money, link_path, local_time, shown_path
 from ._html import escape as _e
-from ._i18n import N_, _, clip, ngettext, use_language
+from ._i18n import N_, _, clip, displaying, ngettext, use_language
 from ._models import Song
 from ._spending import CostReport, cost_report
 from ._storage import DEFAULT_OUTPUT_DIR
@@ -381,10 +381,14 @@ class Library:
         return "\n".join(lines)
 
     def _repr_html_(self) -> str:
-        from ._html import BOX, TABLE, TD, TH
+        with displaying():
+            return self._html()
+
+    def _html(self) -> str:
+        from ._html import BOX, TABLE, TD, TH, box_open
 
         if not self.entries:
-            return f'<div class="funmusic-library" style="{BOX}">{_e(self._empty())}</div>'
+            return f'{box_open("funmusic-library", BOX)}{_e(self._empty())}</div>'
         head = "".join(
             f'<th style="{TH} border-top: none;">{_e(_(_HEADINGS[c]))}</th>'
             for c in (*_COLUMNS, "play")
@@ -406,7 +410,7 @@ class Library:
             )
             rows.append("<tr>" + "".join(cells) + "</tr>")
         return (
-            f'<div class="funmusic-library" style="{BOX}"><div style="font-weight: 600;">'
+            f'{box_open("funmusic-library", BOX)}<div style="font-weight: 600;">'
             f'{_e(self._summary())}</div><table style="{TABLE}"><thead><tr>{head}</tr></thead>'
             f"<tbody>{''.join(rows)}</tbody></table></div>"
         )

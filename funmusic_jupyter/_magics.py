@@ -36,7 +36,15 @@ from traitlets import Bool, CaselessStrEnum, Float, Int, TraitError, Unicode, va
 from . import _magic_help, _render
 from ._config import Settings, resolve_settings
 from ._errors import GenerationCancelled, quote
-from ._i18n import LANGUAGES, N_, _, current_language, localise_argparse, use_language
+from ._i18n import (
+    LANGUAGES,
+    N_,
+    _,
+    configured_language,
+    current_language,
+    localise_argparse,
+    use_language,
+)
 from ._library import Library, find_reusable, library, reuse_note
 from ._live_session import LiveSession
 from ._models import Song
@@ -635,16 +643,8 @@ def _build_parser() -> _OptionParser:
 _PARSER = _build_parser()
 
 
-def _magic_language() -> object:
-    # The loaded magics' setting, read when %%funmusic? is asked (None: not loaded, "auto").
-    from IPython import get_ipython
-
-    shell = get_ipython()
-    magics = shell.magics_manager.registry.get("FunMusicMagics") if shell is not None else None
-    return getattr(magics, "language", None)
-
-
-_magic_help.install(FunMusicMagics.funmusic, _magic_language)
+# The loaded magics' setting, read when %%funmusic? is asked.
+_magic_help.install(FunMusicMagics.funmusic, configured_language)
 
 
 def _progress_bundle(

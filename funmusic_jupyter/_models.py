@@ -11,7 +11,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from ._i18n import clip
+from ._i18n import clip, displaying
 from ._validation import SongRequest, first_line
 
 __all__ = ["AudioChunk", "Song", "StreamEvent", "StreamFinished", "mime_type_for", "sidecar_path"]
@@ -175,9 +175,10 @@ class Song:
 
         if embed_limit is None:
             embed_limit = _render.configured_embed_limit()
-        # A song read back from the library (fm.generate(..., reuse=True)) says so on its card.
-        notes = [reuse_note(self, fresh="reuse=False")] if self.made_at is not None else []
-        return _render.song_bundle(self, embed_limit=embed_limit, notes=notes)
+        with displaying():
+            # A song read back from the library (fm.generate(..., reuse=True)) says so.
+            notes = [reuse_note(self, fresh="reuse=False")] if self.made_at is not None else []
+            return _render.song_bundle(self, embed_limit=embed_limit, notes=notes)
 
 
 @dataclass(frozen=True)

@@ -83,7 +83,10 @@ _PANEL_CLASS = "funmusic-panel"
 # ipywidgets gives HTML widgets a fixed one-control line height (28 px), which spreads wrapped
 # status lines and long paths far apart; text inside the panel reads better at 1.4.
 _PANEL_STYLE = (
-    f"<style>.{_PANEL_CLASS} .widget-html-content {{ line-height: 1.4; }}"
+    # overflow-wrap: a long run with no break opportunity (a path in the status line, a URL
+    # in a note) wraps inside the panel instead of widening it.
+    f"<style>.{_PANEL_CLASS} .widget-html-content {{ line-height: 1.4;"
+    " overflow-wrap: anywhere; }"
     f" .{_PANEL_CLASS} .widget-html {{ margin-top: 2px; margin-bottom: 2px; }}</style>"
 )
 _PLACEHOLDER = N_(

@@ -40,8 +40,8 @@ from ._html import MUTED as _MUTED
 from ._html import TABLE as _TABLE
 from ._html import TD as _TD
 from ._html import TH as _TH
+from ._html import box_open, format_money, link_path, path_text, rows_html, shown_path
 from ._html import escape as _e
-from ._html import format_money, link_path, path_text, rows_html, shown_path
 from ._html import notes_html as _notes_html
 from ._html import notes_text as _notes_text
 from ._html import title_of as _title
@@ -157,7 +157,7 @@ def progress_html(
         stats = _("not streamed: the song appears when it is done") + " · " + elapsed_text
     heading = _title(title) or _("Song")
     return (
-        f'<div class="funmusic-progress" style="{_BOX}">'
+        f'{box_open("funmusic-progress", _BOX)}'
         f'<div style="font-weight: 600;">♪ {_e(heading)}</div>'
         f'<div>{job}<span class="funmusic-state">{_e(words)}</span></div>'
         '<progress style="width: 100%; height: 8px; margin: 4px 0;"></progress>'
@@ -204,7 +204,7 @@ _STATUS_WRAP = {"song": "overflow-wrap: break-word", "error": "overflow-wrap: br
 def status_html(jobs: Sequence[Job]) -> str:
     """``%funmusic status``: one row per job."""
     if not jobs:
-        return f'<div class="funmusic-status" style="{_BOX}">{_e(_no_songs())}</div>'
+        return f'{box_open("funmusic-status", _BOX)}{_e(_no_songs())}</div>'
     rows = _job_rows(jobs)
     head = "".join(
         f'<th style="{_TH} border-top: none;">{_e(_(_STATUS_HEADINGS[k]))}</th>' for k in rows[0]
@@ -220,7 +220,7 @@ def status_html(jobs: Sequence[Job]) -> str:
     )
     counts = _counts(jobs)
     return (
-        f'<div class="funmusic-status" style="{_BOX}"><div style="font-weight: 600;">'
+        f'{box_open("funmusic-status", _BOX)}<div style="font-weight: 600;">'
         f"{_e(counts)}</div><table style=\"{_TABLE}\"><thead><tr>{head}</tr></thead>"
         f"<tbody>{body}</tbody></table></div>"
     )
@@ -262,7 +262,7 @@ def settings_html(settings: Mapping[str, Any], *, title: str | None = None) -> s
     """``%funmusic config``: a two-column table. Callers pass only what may be shown."""
     title = _("funmusic settings") if title is None else title
     return (
-        f'<div class="funmusic-config" style="{_BOX}"><div style="font-weight: 600;">'
+        f'{box_open("funmusic-config", _BOX)}<div style="font-weight: 600;">'
         f"{_e(title)}</div>{rows_html((k, str(v)) for k, v in settings.items())}</div>"
     )
 

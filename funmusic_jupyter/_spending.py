@@ -21,9 +21,9 @@ from datetime import date
 from typing import TYPE_CHECKING, Any
 
 from ._errors import BudgetExceededError
-from ._html import BOX, TABLE, TD, TH, format_money
+from ._html import BOX, TABLE, TD, TH, box_open, format_money
 from ._html import escape as _e
-from ._i18n import _, ngettext, use_language
+from ._i18n import _, displaying, ngettext, use_language
 
 if TYPE_CHECKING:
     from ._library import LibraryEntry
@@ -218,13 +218,17 @@ class CostReport:
         return "\n".join([*lines, footer])
 
     def _repr_html_(self) -> str:
+        with displaying():
+            return self._html()
+
+    def _html(self) -> str:
         head = "".join(f'<th style="{TH} border-top: none;">{_e(c)}</th>' for c in self._head())
         body = "".join(
             "<tr>" + "".join(f'<td style="{TD}">{_e(c)}</td>' for c in r) + "</tr>"
             for r in self._rows()
         )
         return (
-            f'<div class="funmusic-cost" style="{BOX}"><table style="{TABLE}"><thead><tr>{head}'
+            f'{box_open("funmusic-cost", BOX)}<table style="{TABLE}"><thead><tr>{head}'
             f"</tr></thead><tbody>{body}</tbody></table><div>{_e(self._footer())}</div></div>"
         )
 

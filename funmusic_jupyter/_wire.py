@@ -47,6 +47,7 @@ from ._errors import (
     error_from_response,
     quote,
 )
+from ._i18n import _
 from ._models import AudioChunk, Song
 from ._progress import AudioProgress
 from ._validation import SongRequest
@@ -305,8 +306,10 @@ class SongAssembler:
 
     def ended_early(self) -> StreamInterruptedError:
         return self.interrupted(
-            f"the stream ended before its final event, after {self.chunks} audio chunk(s) "
-            f"and {self.bytes_received:,} bytes"
+            _(
+                "the stream ended before its final event, after {chunks} audio chunk(s) "
+                "and {count:,} bytes"
+            ).format(chunks=self.chunks, count=self.bytes_received)
         )
 
     # -- input --
@@ -317,17 +320,20 @@ class SongAssembler:
         data = sse.data
         if not data.strip():
             if sse.event.strip() == "error":
-                raise self.error(status, {"message": "the stream sent an error event with no data"})
+                message = _("the stream sent an error event with no data")
+                raise self.error(status, {"message": message})
             return None
         try:
             obj = json.loads(data)
         except ValueError:
             raise self.interrupted(
-                f"the stream sent a data line that is not JSON: {quote(data)}"
+                _("the stream sent a data line that is not JSON: {data}").format(data=quote(data))
             ) from None
         if not isinstance(obj, Mapping):
             raise self.interrupted(
-                f"the stream sent a data line that is not an object: {quote(data)}"
+                _("the stream sent a data line that is not an object: {data}").format(
+                    data=quote(data)
+                )
             )
         if sse.event.strip() == "error" or is_error_payload(obj):
             raise self.error(status if status is not None and status >= 400 else None, obj)
@@ -338,7 +344,11 @@ class SongAssembler:
         self.request_id = _str_or_none(obj.get("request_id")) or self.request_id
         output = obj.get("output")
         if not isinstance(output, Mapping):
-            raise self.interrupted(f"the answer has no 'output' object: {quote(json.dumps(obj))}")
+            raise self.interrupted(
+                _("the answer has no 'output' object: {answer}").format(
+                    answer=quote(json.dumps(obj))
+                )
+            )
         audio = output.get("audio")
         audio = audio if isinstance(audio, Mapping) else {}
         self.audio_id = _str_or_none(audio.get("id")) or self.audio_id
@@ -346,11 +356,15 @@ class SongAssembler:
         encoded = audio.get("data")
         if encoded:
             if not isinstance(encoded, str):
-                raise self.interrupted(f"audio.data is not a string: {quote(encoded)}")
+                raise self.interrupted(
+                    _("audio.data is not a string: {value}").format(value=quote(encoded))
+                )
             try:
                 raw = binascii.a2b_base64(encoded)
             except (binascii.Error, ValueError):
-                raise self.interrupted(f"audio.data is not base64: {quote(encoded)}") from None
+                raise self.interrupted(
+                    _("audio.data is not base64: {value}").format(value=quote(encoded))
+                ) from None
             chunk = self.add_audio(raw)
         finish = output.get("finish_reason")
         # The stream says "null" (a string) until the end, then "stop".
@@ -386,7 +400,7 @@ class SongAssembler:
         audio = output.get("audio") if isinstance(output, Mapping) else None
         url = audio.get("url") if isinstance(audio, Mapping) else None
         if not url:
-            raise self.interrupted("the answer has neither audio data nor an audio URL")
+            raise self.interrupted(_("the answer has neither audio data nor an audio URL"))
         return str(url)
 
     def song(self, *, audio: bytes | None = None) -> Song:
@@ -449,7 +463,11 @@ class SongAssembler:
             if not self.finished:
                 output = obj.get("output")
                 reason = output.get("finish_reason") if isinstance(output, Mapping) else None
-                raise self.interrupted(f"the answer is not finished (finish_reason {reason!r})")
+                raise self.interrupted(
+                    _("the answer is not finished (finish_reason {reason!r})").format(
+                        reason=reason
+                    )
+                )
             return [chunk] if chunk else []
         if looks_like_event_stream("", text):
             decoder = EventDecoder()
@@ -460,7 +478,9 @@ class SongAssembler:
                 if self.finished:
                     return chunks
             raise self.ended_early()
-        raise self.interrupted(f"the answer is neither JSON nor an event stream: {quote(text)}")
+        raise self.interrupted(
+            _("the answer is neither JSON nor an event stream: {text}").format(text=quote(text))
+        )
 
 
 class LimitedBody:
@@ -500,8 +520,10 @@ def check_download_url(url: str, assembler: SongAssembler) -> str:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise scrub(APIError(
-            f"the audio URL must be http or https; got {quote(redact(url, assembler._key))}. "
-            "The song was generated but cannot be downloaded from there",
+            _(
+                "the audio URL must be http or https; got {url}. The song was generated but "
+                "cannot be downloaded from there"
+            ).format(url=quote(redact(url, assembler._key))),
             code="InvalidAudioURL",
             request_id=assembler.request_id,
         ), assembler._key)
@@ -524,8 +546,10 @@ class AudioDownload:
     def on_response(self, response: httpx.Response) -> None:
         if response.status_code != 200:
             raise self._scrub(APIError(
-                f"downloading the audio from {_origin(self.url)} failed with HTTP "
-                f"{response.status_code} (the URL is valid for 24 hours)",
+                _(
+                    "downloading the audio from {origin} failed with HTTP {status} (the URL is "
+                    "valid for 24 hours)"
+                ).format(origin=_origin(self.url), status=response.status_code),
                 status_code=response.status_code,
                 code="DownloadFailed",
                 request_id=self._assembler.request_id,
@@ -544,25 +568,29 @@ class AudioDownload:
 
     def _too_large(self, size: int) -> APIError:
         return self._scrub(APIError(
-            f"the audio at {_origin(self.url)} is larger than max_download_bytes="
-            f"{self.max_bytes:,} (got {size:,} bytes so far); raise max_download_bytes to "
-            "accept it",
+            _(
+                "the audio at {origin} is larger than max_download_bytes={limit:,} (got "
+                "{count:,} bytes so far); raise max_download_bytes to accept it"
+            ).format(origin=_origin(self.url), limit=self.max_bytes, count=size),
             code="DownloadTooLarge",
             request_id=self._assembler.request_id,
         ))
 
     def timed_out(self, seconds: float) -> APIError:
         return self._scrub(APITimeoutError(
-            f"downloading the audio from {_origin(self.url)} took longer than "
-            f"download_timeout={seconds:g} s ({self.size:,} bytes had arrived)",
+            _(
+                "downloading the audio from {origin} took longer than download_timeout="
+                "{seconds:g} s ({count:,} bytes had arrived)"
+            ).format(origin=_origin(self.url), seconds=seconds, count=self.size),
             request_id=self._assembler.request_id,
         ))
 
     def failed(self, exc: httpx.HTTPError) -> APIError:
         cls = APITimeoutError if isinstance(exc, httpx.TimeoutException) else APIConnectionError
         return self._scrub(cls(
-            f"downloading the audio from {_origin(self.url)} failed: "
-            f"{type(exc).__name__}: {exc}",
+            _("downloading the audio from {origin} failed: {type}: {error}").format(
+                origin=_origin(self.url), type=type(exc).__name__, error=exc
+            ),
             request_id=self._assembler.request_id,
         ))
 
@@ -590,32 +618,45 @@ def transport_error(
     err: APIError
     if isinstance(exc, httpx.ConnectTimeout):
         err = APITimeoutError(
-            f"could not connect to {host} within connect_timeout={timeout:g} s", request_id=rid
+            _("could not connect to {host} within connect_timeout={seconds:g} s").format(
+                host=host, seconds=timeout
+            ),
+            request_id=rid,
         )
     elif isinstance(exc, httpx.ConnectError):
-        err = APIConnectionError(f"could not connect to {host}: {detail}", request_id=rid)
+        err = APIConnectionError(
+            _("could not connect to {host}: {detail}").format(host=host, detail=detail),
+            request_id=rid,
+        )
     elif isinstance(exc, httpx.TimeoutException):
         if streaming:
-            what = f"no stream event for idle_timeout={timeout:g} s"
+            what = _("no stream event for idle_timeout={seconds:g} s").format(seconds=timeout)
         else:
-            what = (
-                f"no answer within read_timeout={timeout:g} s; the song may still be generated "
+            what = _(
+                "no answer within read_timeout={seconds:g} s; the song may still be generated "
                 "and billed, so it was not retried"
-            )
+            ).format(seconds=timeout)
         err = APITimeoutError(
-            f"{what} ({assembler.bytes_received:,} bytes of audio had arrived)",
+            _("{what} ({count:,} bytes of audio had arrived)").format(
+                what=what, count=assembler.bytes_received
+            ),
             request_id=rid,
             partial_audio=partial,
         )
     elif responded:
         err = StreamInterruptedError(
-            f"the connection broke after {assembler.chunks} audio chunk(s) and "
-            f"{assembler.bytes_received:,} bytes: {detail}",
+            _(
+                "the connection broke after {chunks} audio chunk(s) and {count:,} bytes: "
+                "{detail}"
+            ).format(chunks=assembler.chunks, count=assembler.bytes_received, detail=detail),
             request_id=rid,
             partial_audio=partial,
         )
     else:
-        err = APIConnectionError(f"the request to {host} failed: {detail}", request_id=rid)
+        err = APIConnectionError(
+            _("the request to {host} failed: {detail}").format(host=host, detail=detail),
+            request_id=rid,
+        )
     return scrub(err, assembler._key)
 
 

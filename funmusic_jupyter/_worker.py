@@ -35,7 +35,7 @@ from anyio.from_thread import BlockingPortal
 
 from ._config import Settings, resolve_settings
 from ._errors import GenerationCancelled, StreamInterruptedError
-from ._i18n import Language, current_language, use_language
+from ._i18n import Language, _, current_language, use_language
 from ._library import song_key
 from ._models import AudioChunk, Song, StreamFinished
 from ._spending import record
@@ -255,9 +255,9 @@ class Job:
         else:
             if self.error is None:
                 reason = (
-                    "stopped before the song was finished"
+                    _("stopped before the song was finished")
                     if self._cancel_requested
-                    else "the kernel shut down before the song was finished"
+                    else _("the kernel shut down before the song was finished")
                 )
                 self.error = GenerationCancelled(reason)
             partial = self._partial_audio()
@@ -490,7 +490,7 @@ async def _produce(job: Job) -> Song:
         song = song or stream.song
         if song is None:
             raise StreamInterruptedError(
-                "the stream ended without its final event",
+                _("the stream ended without its final event"),
                 partial_audio=bytes(stream.partial_audio),
             )
         song.key = key

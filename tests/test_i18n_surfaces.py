@@ -96,6 +96,8 @@ def test_a_song_card_in_chinese_and_the_same_song_in_english(ip: InteractiveShel
     for words in ("详细信息", "模型", "采样率", "本会话合计", "提示词"):
         assert words in html
     assert "Sample rate" not in html
+    # Marked Chinese (fonts choose Chinese glyphs), and long runs wrap inside the box.
+    assert 'lang="zh-CN"' in html and "overflow-wrap: anywhere" in html
     # The song's repr stays English: it is what nbval compares.
     assert _plain(zh).startswith("<Song mp3")
 
@@ -104,7 +106,19 @@ def test_a_song_card_in_chinese_and_the_same_song_in_english(ip: InteractiveShel
         ip.run_cell_magic("funmusic", "--wait --no-stream", PROMPT)
     html = _html(en)
     assert "Details" in html and "Sample rate" in html and "reused from" in html
-    assert "详细信息" not in html
+    assert "详细信息" not in html and "lang=" not in html
+
+
+def test_a_song_shown_on_its_own_follows_the_magics_setting(ip: InteractiveShell) -> None:
+    ip.run_line_magic("config", "FunMusicMagics.language = 'zh'")
+    with capture_output():
+        ip.run_cell_magic("funmusic", "--wait --no-stream --out s", PROMPT)
+    song = ip.user_ns.pop("s")
+    # Outside any cell of the magic: the object shows itself in the configured language.
+    assert "详细信息" in song._repr_mimebundle_()["text/html"]
+    ip.run_line_magic("config", "FunMusicMagics.language = 'en'")
+    assert "Details" in song._repr_mimebundle_()["text/html"]
+    assert repr(song).startswith("<Song ")
 
 
 def test_progress_from_the_worker_thread_keeps_the_cells_language(ip: InteractiveShell) -> None:
