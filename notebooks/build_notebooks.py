@@ -829,9 +829,10 @@ WRITING_ZH = [
 演示这些规则，最后写一首够长、可以边生成边听的中文歌。没有配置 API Key 时，它在离线模拟器上
 运行。
 
-第一个单元格照例加载扩展，并把输出切换成中文。`%config` 这一行管的是魔法命令 `%%funmusic`；
-这个 Notebook 还会直接调用 Python 函数（`fm.build_request`、`fm.generate`），它们不经过魔法
-命令，跟随的是环境变量 `FUNMUSIC_LANGUAGE`，所以 `%env` 这一行把它也设成中文。
+第一个单元格照例加载扩展，并把输出切换成中文。`%config` 这一行管的是魔法命令 `%%funmusic`
+和歌曲卡片；这个 Notebook 还会直接调用 Python 函数（`fm.build_request`、`fm.generate`），它们的
+报错和警告不经过魔法命令，跟随的是环境变量 `FUNMUSIC_LANGUAGE`，所以 `%env` 这一行把它也设成
+中文。
 """),
     code(f"""
 %load_ext funmusic_jupyter
