@@ -16,7 +16,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from funmusic_jupyter.simulator._encode import encode  # noqa: E402
-from funmusic_jupyter.simulator._music import Arrangement, arrange, render  # noqa: E402
+from funmusic_jupyter.simulator._music import Arrangement, arrange  # noqa: E402
+from funmusic_jupyter.simulator._synth import render  # noqa: E402
 
 TARGET_SECONDS = 200.0
 TARGET_FACTOR = 20.0

@@ -180,7 +180,7 @@ def _one_request(item: object) -> tuple[SongRequest, Mapping[str, str] | None, t
         )
     headers = fields.pop("headers", None)
     if headers is not None:
-        from ._client import _check_headers
+        from ._client_core import _check_headers
 
         _check_headers(headers, ValidationError)
     # generate()'s default: no streaming unless asked (True, or "auto" for the magic's policy).

@@ -54,10 +54,11 @@ from ._html import (
     title_of,
 )
 from ._i18n import _
+from ._limits import field_name, gender_text
 from ._models import Song, mime_type_for
 from ._preview import embedded_audio
 from ._spending import session_total_text
-from ._validation import _TAG_LINE, field_name, gender_text
+from ._validation import _TAG_LINE
 from ._wav import is_wav, repair_wav
 from ._waveform import analyse, waveform_html
 

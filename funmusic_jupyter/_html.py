@@ -114,7 +114,7 @@ def format_money(amount: float, currency: str) -> str:
 
 
 def seconds_text(value: float | None, digits: int = 2) -> str:
-    return DASH if value is None else f"{value:.{digits}f} s"
+    return DASH if value is None else _("{seconds} s").format(seconds=f"{value:.{digits}f}")
 
 
 def local_time(moment: datetime | None) -> str:

@@ -334,3 +334,20 @@ def translated_help(parser: Any) -> Any:
         if isinstance(group.title, str):
             group.title = gettext_(group.title)
     return parser
+
+
+def display_width(text: str) -> int:
+    """Columns ``text`` takes in a terminal: wide (Chinese) characters take two, combining
+    marks none. ``len()`` would misalign a text table as soon as it holds Chinese."""
+    width = 0
+    for ch in text:
+        if unicodedata.combining(ch) or ch in _JOINERS:
+            continue
+        width += 2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1
+    return width
+
+
+def pad(text: str, width: int, *, right: bool = False) -> str:
+    """``text`` padded with spaces to ``width`` columns (``ljust``/``rjust`` by display width)."""
+    fill = " " * max(0, width - display_width(text))
+    return fill + text if right else text + fill

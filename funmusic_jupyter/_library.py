@@ -35,11 +35,12 @@ from ._config import Settings
 from ._errors import FunMusicWarning
 from ._html import DASH, format_money, link_path, local_time, shown_path
 from ._html import escape as _e
-from ._i18n import N_, _, clip, displaying, ngettext, use_language
+from ._i18n import N_, _, clip, display_width, displaying, ngettext, pad, use_language
+from ._limits import field_name, gender_text
 from ._models import Song
 from ._spending import CostReport, cost_report
 from ._storage import DEFAULT_OUTPUT_DIR
-from ._validation import SongRequest, build_request, field_name, first_line, gender_text
+from ._validation import SongRequest, build_request, first_line
 
 __all__ = [
     "KEY_VERSION",
@@ -94,6 +95,7 @@ class LibraryEntry:
     partial: bool
     key: str | None  # None for songs saved by versions before reuse existed
     request_id: str | None
+    instrumental: bool = False  # no vocals: its gender was never sung
 
     def cost(self, price_per_second: float) -> float | None:
         """What the song cost: 0 on the simulator; unknown (None) for a partial song, whose
@@ -159,6 +161,7 @@ def _entry(sidecar: Path, meta: dict[str, Any]) -> LibraryEntry:
         partial=meta.get("complete") is not True,
         key=key if isinstance(key, str) else None,
         request_id=meta.get("request_id") if isinstance(meta.get("request_id"), str) else None,
+        instrumental=request.get("instrumental") is True,
     )
 
 
@@ -342,7 +345,10 @@ class Library:
             "when": f"{entry.when.astimezone():%Y-%m-%d %H:%M}",
             "title": entry.title,
             "mode": field_name(entry.mode) if entry.mode else "",
-            "gender": gender_text(entry.gender),
+            # The voice column: "instrumental" (no voice), or DASH for fun-music-preview's own.
+            "gender": (
+                _("instrumental") if entry.instrumental else gender_text(entry.gender) or DASH
+            ),
             "format": entry.format,
             "duration": DASH if entry.duration is None else f"{entry.duration:g} s",
             "cost": DASH if cost is None else format_money(cost, self.currency),
@@ -371,11 +377,13 @@ class Library:
         if not self.entries:
             return self._empty()
         lines = [self._summary()]
-        for entry in self.entries:
-            r = self._row(entry)
+        rows = [self._row(entry) for entry in self.entries]
+        voice = max(6, *(display_width(r["gender"]) for r in rows))  # "instrumental" is wider
+        for r in rows:
+            # pad() by display width: mode, voice and backend are Chinese words in Chinese.
             lines.append(
-                f"{r['when']}  {r['mode']:<6} {r['gender']:<6} {r['format']:<3} "
-                f"{r['duration']:>8} {r['cost']:>12}  {r['backend']:<9}  "
+                f"{r['when']}  {pad(r['mode'], 6)} {pad(r['gender'], voice)} {r['format']:<3} "
+                f"{r['duration']:>8} {r['cost']:>12}  {pad(r['backend'], 9)}  "
                 f"{r['title']!r}  {r['file']}"
             )
         return "\n".join(lines)

@@ -108,6 +108,7 @@ def _entry_json(entry: LibraryEntry, songs: Library) -> dict[str, Any]:
         "model": entry.model,
         "mode": entry.mode,
         "gender": entry.gender,
+        "instrumental": entry.instrumental,
         "format": entry.format,
         "duration": entry.duration,
         "cost": entry.cost(songs.price_per_second),

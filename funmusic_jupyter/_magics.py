@@ -181,7 +181,12 @@ class FunMusicMagics(Magics):
         value = float(proposal["value"])  # NaN is refused too: it is not >= 0
         if value < 0:
             name = proposal["trait"].name
-            raise TraitError(f"FunMusicMagics.{name} must be >= 0; got {quote(value)}")
+            with use_language(self.language):  # %config runs outside the magic's cells
+                raise TraitError(
+                    _("FunMusicMagics.{name} must be >= 0; got {value}").format(
+                        name=name, value=quote(value)
+                    )
+                )
         return value
 
     @validate("budget")
@@ -190,14 +195,24 @@ class FunMusicMagics(Magics):
             return None
         value = float(proposal["value"])
         if not value >= 0:  # NaN too
-            raise TraitError(f"FunMusicMagics.budget must be >= 0 or None; got {quote(value)}")
+            with use_language(self.language):
+                raise TraitError(
+                    _("FunMusicMagics.budget must be >= 0 or None; got {value}").format(
+                        value=quote(value)
+                    )
+                )
         return value
 
     @validate("embed_limit")
     def _embed_limit_non_negative(self, proposal: Any) -> int:
         value = int(proposal["value"])
         if value < 0:
-            raise TraitError(f"FunMusicMagics.embed_limit must be >= 0 bytes; got {quote(value)}")
+            with use_language(self.language):
+                raise TraitError(
+                    _("FunMusicMagics.embed_limit must be >= 0 bytes; got {value}").format(
+                        value=quote(value)
+                    )
+                )
         return value
 
     # -- the magic ---------------------------------------------------------------------------

@@ -41,6 +41,7 @@ from ._config import Settings, resolve_settings
 from ._errors import FunMusicError, ValidationError, quote
 from ._i18n import N_, _, ngettext, speaking, speaking_init
 from ._library import find_reusable, reuse_note
+from ._limits import Limit, field_name, unit_text
 from ._live_session import LiveSession
 from ._models import Song
 from ._panel_history import PanelHistory
@@ -51,13 +52,10 @@ from ._validation import (
     FORMATS,
     GENDERS,
     PREVIEW_MODEL,
-    Limit,
     SongRequest,
     detect_mode,
-    field_name,
     limit_for,
     text_stats,
-    unit_text,
 )
 from ._worker import Job, client_options, get_worker
 
@@ -68,6 +66,7 @@ _MODES = ((N_("Auto"), "auto"), (N_("Prompt"), "prompt"), (N_("Lyrics"), "lyrics
 # The policy's three stream preferences, as the widget's values.
 _STREAMING = ((N_("Auto"), "auto"), (N_("On"), True), (N_("Off"), False))
 _LANGUAGES = {"zh": N_("Chinese"), "en": N_("English")}
+_VOICES = {"female": N_("Female"), "male": N_("Male")}
 _STATE_WORDS = {
     "queued": N_("Waiting to start"),
     "waiting": N_("Waiting for the first audio"),
@@ -119,7 +118,7 @@ def _counter_html(
     if mode == "auto":
         what = _("Auto: {mode}").format(mode=field_name(chosen))
     else:
-        what = _(chosen.capitalize())
+        what = _({value: label for label, value in _MODES}[chosen])  # "Lyrics", "Prompt"
     return _(
         "{what} · {language} · {how}: <b>{count:,}</b> {unit} (allowed {low:,}–{high:,})"
     ).format(
@@ -288,7 +287,7 @@ class FunMusicPanel(widgets.VBox):  # type: ignore[misc]
             style={"button_width": "5.5em"},
         )
         self.gender = widgets.ToggleButtons(
-            options=[(_(g.capitalize()), g) for g in GENDERS],
+            options=[(_(_VOICES[g]), g) for g in GENDERS],
             value=gender,
             description=_("Voice"),
             style={"button_width": "5.5em"},

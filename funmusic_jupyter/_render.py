@@ -45,7 +45,7 @@ from ._html import escape as _e
 from ._html import notes_html as _notes_html
 from ._html import notes_text as _notes_text
 from ._html import title_of as _title
-from ._i18n import N_, _, ngettext
+from ._i18n import N_, _, display_width, ngettext, pad
 from ._waveform import song_peaks
 
 if TYPE_CHECKING:
@@ -144,10 +144,14 @@ def progress_html(
     words = _(_STATE_WORDS[state]) if state in _STATE_WORDS else state
     elapsed_text = _("{seconds:.1f} s elapsed").format(seconds=elapsed)
     if streaming:
-        audio = _DASH if seconds is None else f"{seconds:.1f} s"
+        audio = (
+            _("{audio} of audio").format(audio=_DASH)
+            if seconds is None
+            else _("{seconds} s of audio").format(seconds=f"{seconds:.1f}")
+        )
         stats = " · ".join(
             (
-                _("{audio} of audio").format(audio=audio),
+                audio,
                 ngettext("{count:,} chunk", "{count:,} chunks", chunks).format(count=chunks),
                 f"{bytes_received / 1024:,.0f} KB",
                 elapsed_text,
@@ -252,7 +256,7 @@ def status_text(jobs: Sequence[Job]) -> str:
             else _("{count} chunks").format(count=r["chunks"])
         )
         lines.append(
-            f"{r['job']:>3}  {r['state']:<10} {r['audio']:>8}  {chunks:>10}  "
+            f"{r['job']:>3}  {pad(r['state'], 10)} {r['audio']:>8}  {pad(chunks, 10, right=True)}  "
             f"{r['elapsed']:>8}  {r['song']!r}{extra}  {r['file']}"
         )
     return "\n".join(lines)
@@ -269,8 +273,8 @@ def settings_html(settings: Mapping[str, Any], *, title: str | None = None) -> s
 
 def settings_text(settings: Mapping[str, Any], *, title: str | None = None) -> str:
     title = _("funmusic settings") if title is None else title
-    width = max((len(k) for k in settings), default=0)
-    return "\n".join([title] + [f"  {k:<{width}}  {v}" for k, v in settings.items()])
+    width = max((display_width(k) for k in settings), default=0)
+    return "\n".join([title] + [f"  {pad(k, width)}  {v}" for k, v in settings.items()])
 
 
 def stopped_text(job: Job, *, base_dir: str | os.PathLike[str] | None = None) -> str:

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from ._errors import BudgetExceededError
 from ._html import BOX, TABLE, TD, TH, box_open, format_money
 from ._html import escape as _e
-from ._i18n import _, displaying, ngettext, use_language
+from ._i18n import _, display_width, displaying, ngettext, pad, use_language
 
 if TYPE_CHECKING:
     from ._library import LibraryEntry
@@ -211,9 +211,10 @@ class CostReport:
         """The table as text, in the current language (``repr`` is this, in English)."""
         rows = [self._head(), *self._rows()]
         footer = self._footer()
-        widths = [max(len(r[i]) for r in rows) for i in range(4)]
+        # Display widths, not len(): a Chinese heading takes two columns a character.
+        widths = [max(display_width(r[i]) for r in rows) for i in range(4)]
         lines = [
-            "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows
+            "  ".join(pad(c, w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows
         ]
         return "\n".join([*lines, footer])
 

@@ -114,3 +114,15 @@ def test_help_lists_the_examples() -> None:
     top = subprocess.run([sys.executable, "-m", "funmusic_jupyter", "--help"],
                          capture_output=True, text=True, timeout=60).stdout
     assert "funmusic list 10" in top and "funmusic cost" in top
+
+
+def test_an_instrumental_song_is_listed_as_such(
+    simulator: SimulatorServer, tmp_path: Path
+) -> None:
+    made = run(tmp_path, "make", "Calm lo-fi beat for studying", "--instrumental",
+               base_url=simulator.base_url)
+    assert made.returncode == 0, made.stderr
+    line = run(tmp_path, "list").stdout.splitlines()[1]
+    assert " instrumental " in line and " female " not in line
+    row = json.loads(run(tmp_path, "list", "--json").stdout)
+    assert row["instrumental"] is True

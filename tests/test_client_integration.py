@@ -10,7 +10,7 @@ from typing import Any
 import anyio
 import pytest
 
-from funmusic_jupyter import _api, _client
+from funmusic_jupyter import _api, _sync_client
 from funmusic_jupyter._client import AsyncFunMusicClient, FunMusicClient
 from funmusic_jupyter._errors import (
     APIError,
@@ -208,8 +208,8 @@ def test_throttle_once_succeeds_through_a_retry(
         waits.append(seconds)
         _sleep(seconds)
 
-    _sleep = _client._sleep
-    monkeypatch.setattr(_client, "_sleep", sleep)
+    _sleep = _sync_client._sleep
+    monkeypatch.setattr(_sync_client, "_sleep", sleep)
     song = client.generate(lyrics=SHORT_LYRICS, headers={FAULT_HEADER: "throttle=0.2x1"})
     assert song.simulated and waits == [0.2]
 
@@ -217,7 +217,7 @@ def test_throttle_once_succeeds_through_a_retry(
 def test_throttle_always_fails_after_the_retries(
     simulator: SimulatorServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(_client, "_sleep", lambda seconds: None)
+    monkeypatch.setattr(_sync_client, "_sleep", lambda seconds: None)
     with FunMusicClient(base_url=simulator.base_url, max_retries=1) as c:
         err = fail(c, "throttle=0.1", stream=True)
     assert type(err) is RateLimitError

@@ -22,7 +22,7 @@ from test_client_support import (
     sse,
 )
 
-from funmusic_jupyter import _client
+from funmusic_jupyter import _async_client, _sync_client
 from funmusic_jupyter._errors import APIError, APITimeoutError, RateLimitError, ServerError
 from funmusic_jupyter._wire import default_backoff, retry_wait
 
@@ -37,8 +37,8 @@ def waits(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     async def fake_asleep(seconds: float) -> None:
         recorded.append(seconds)
 
-    monkeypatch.setattr(_client, "_sleep", fake_sleep)
-    monkeypatch.setattr(_client, "_asleep", fake_asleep)
+    monkeypatch.setattr(_sync_client, "_sleep", fake_sleep)
+    monkeypatch.setattr(_async_client, "_asleep", fake_asleep)
     return recorded
 
 

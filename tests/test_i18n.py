@@ -236,8 +236,11 @@ def test_use_language_is_scoped_to_the_block_and_the_thread() -> None:
 
 
 def test_ngettext_has_one_form_in_chinese() -> None:
-    assert ngettext("{n} song", "{n} songs", 1) == "{n} song"
-    assert ngettext("{n} song", "{n} songs", 2) == "{n} songs"
+    singular, plural = "{count:,} character", "{count:,} characters"
+    assert ngettext(singular, plural, 1) == singular
+    assert ngettext(singular, plural, 2) == plural
+    with use_language("zh"):
+        assert ngettext(singular, plural, 1) == ngettext(singular, plural, 2) == "{count:,} 个字"
 
 
 # -- typography ------------------------------------------------------------------------------
@@ -313,3 +316,21 @@ def test_no_marked_literal_hides_where_the_extractor_cannot_see_it() -> None:
             if text not in in_po:
                 missing.append((path.name, text))
     assert missing == []
+
+
+def test_text_tables_line_up_by_display_width() -> None:
+    from funmusic_jupyter._i18n import display_width, pad
+    from funmusic_jupyter._spending import CostReport
+
+    assert display_width("abc") == 3 and display_width("合计") == 4
+    assert display_width("cafe\u0301") == 4
+    assert pad("合计", 6) == "合计  " and pad("7", 3, right=True) == "  7"
+    report = CostReport(currency="CNY", price_per_second=0.002, session=False)
+    with use_language("zh"):
+        lines = report.text().splitlines()
+    # The columns of the heading and of the total row start at the same terminal column.
+    head, total = lines[0], lines[1]
+    second = [display_width(line[: line.index(cell)]) for line, cell in
+              ((head, "Fun-Music"), (total, "0 首"))]
+    assert second[0] == second[1]
+    assert repr(report).splitlines()[0].startswith("day  ")

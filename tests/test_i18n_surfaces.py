@@ -133,6 +133,37 @@ def test_progress_from_the_worker_thread_keeps_the_cells_language(ip: Interactiv
         assert job.wait(TIMEOUT)
     assert all(job.language == "zh" for job in worker.jobs())
     assert "在后台生成" in _plain(captured)  # the first, queued display
+    # The final card was built on the worker thread (outside a kernel it waits in a queue for
+    # the main thread): Chinese, although this thread speaks English now.
+    magics = ip.magics_manager.registry["FunMusicMagics"]
+    _handle, bundle = magics._finished.get(timeout=TIMEOUT)
+    assert "详细信息" in bundle["text/html"] and "Details" not in bundle["text/html"]
+
+
+def test_a_job_speaks_the_language_it_was_submitted_in(
+    sim: SimulatorServer, tmp_path: Path
+) -> None:
+    from funmusic_jupyter._i18n import current_language
+    from funmusic_jupyter._validation import build_request
+    from funmusic_jupyter._worker import client_options, get_worker
+
+    heard: list[str] = []
+    options, _settings = client_options(base_url=sim.base_url, backend="api")
+    request = build_request(prompt=PROMPT)
+    with use_language("zh"):
+        zh = get_worker().submit(
+            request, client_options=options, output_dir=tmp_path,
+            listener=lambda job, event: heard.append(
+                f"zh:{current_language()}"
+            ),
+        )
+    en = get_worker().submit(
+        request, client_options=options, output_dir=tmp_path, language="en",
+        listener=lambda job, event: heard.append(f"en:{current_language()}"),
+    )
+    assert zh.wait(TIMEOUT) and en.wait(TIMEOUT)
+    assert "zh:zh" in heard and "en:en" in heard
+    assert not any(h in heard for h in ("zh:en", "en:zh"))
 
 
 def test_status_and_help_follow_the_language(ip: InteractiveShell) -> None:
@@ -189,12 +220,18 @@ def test_the_panel_in_chinese(sim: SimulatorServer, tmp_path: Path) -> None:
         assert panel.generate_button.description == "生成"
         assert panel.cancel_button.description == "取消"
         assert [label for label, _ in panel.mode.options] == ["自动", "提示词", "歌词"]
+        assert [label for label, _ in panel.gender.options] == ["女声", "男声"]
+        assert panel.gender.description == "人声" and panel.instrumental.description == (
+            "纯音乐（无人声）"
+        )
         assert panel.stream.description == "流式"
         assert "描述一首歌" in panel.text.placeholder
         assert "还没有输入内容" in panel.counter.value
         panel.text.value = LONG_CHINESE
         panel.stream.value = True
-        assert "超出上限 62" in panel.counter.value and "个字" in panel.counter.value
+        assert panel.counter.value.count("歌词") == 1  # "歌词 · 中文 · 流式：<b>412</b> 个字…"
+        assert "<b>412</b> 个字（允许 300–350）" in panel.counter.value
+        assert "超出上限 62" in panel.counter.value
         assert panel.generate_button.disabled
         assert panel.reason.startswith("流式生成的中文歌词须为 300–350 个字")
         assert panel.generate_button.tooltip == panel.reason

@@ -103,3 +103,57 @@ def test_a_restarted_kernel_reuses_the_song_and_sends_nothing(
         assert app.posts == 2
     finally:
         km.shutdown_kernel(now=True)
+
+
+def test_run_all_twice_on_three_songs_sends_three_requests(
+    sim: SimulatorServer, tmp_path: Path
+) -> None:
+    """The issue's "done when": Run All twice on a notebook of three songs, in two kernels."""
+    import nbformat
+    from nbclient import NotebookClient
+    from nbformat.v4 import new_code_cell, new_notebook
+
+    prompts = [
+        "A cheerful ukulele song about breakfast and sunshine",
+        "Slow jazz ballad for a rainy evening in the city",
+        "Calm lo-fi beat for studying late at night",
+    ]
+    cells = [
+        "%load_ext funmusic_jupyter\n%config FunMusicMagics.backend = 'api'\n"
+        f"%config FunMusicMagics.base_url = {sim.base_url!r}",
+        *(f"%%funmusic --wait\n{prompt}" for prompt in prompts),
+        "%funmusic list",
+        "%funmusic cost",
+    ]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DASHSCOPE_", "FUNMUSIC_"))}
+    env.update(HOME=str(tmp_path))
+    app = sim.app
+    assert isinstance(app, Counting)
+
+    def run_all() -> list[str]:
+        nb = new_notebook(cells=[new_code_cell(c) for c in cells])
+        client = NotebookClient(nb, timeout=180, kernel_name="python3",
+                                resources={"metadata": {"path": str(tmp_path)}})
+        old = dict(os.environ)  # the kernel inherits this environment: no key, a fresh HOME
+        os.environ.clear()
+        os.environ.update(env)
+        try:
+            client.execute()
+        finally:
+            os.environ.clear()
+            os.environ.update(old)
+        return [
+            "\n".join(str(o.get("data", {}).get("text/plain", "")) for o in cell.outputs)
+            for cell in nbformat.from_dict(nb).cells
+        ]
+
+    first = run_all()
+    assert app.posts == 3
+    second = run_all()
+    assert app.posts == 3  # the second Run All sent nothing
+    for shown in second[1:4]:
+        assert "reused from funmusic-output/" in shown and "not billed" in shown
+    assert second[4].startswith("3 songs in funmusic-output")
+    assert all(f"'{p}'" in second[4] for p in prompts)
+    assert "3 songs," in second[5] and "this kernel session: 0.00 CNY (0 s billed)" in second[5]
+    assert "3 songs," in first[5]

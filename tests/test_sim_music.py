@@ -11,10 +11,11 @@ import wave
 import numpy as np
 import pytest
 
-from funmusic_jupyter.simulator import _music
+from funmusic_jupyter.simulator import _synth
 from funmusic_jupyter.simulator._encode import COMMENT, TITLE, encode, encode_all
 from funmusic_jupyter.simulator._lyrics import KNOWN_TAGS, parse_sections, syllables, write_lyrics
-from funmusic_jupyter.simulator._music import Arrangement, arrange, render
+from funmusic_jupyter.simulator._music import Arrangement, arrange
+from funmusic_jupyter.simulator._synth import render
 
 SR = 48000
 
@@ -221,13 +222,13 @@ def test_render_block_size_independent(short_arr: Arrangement, short_pcm: np.nda
 
 def test_render_is_lazy(short_arr: Arrangement, monkeypatch: pytest.MonkeyPatch) -> None:
     windows: list[tuple[int, int]] = []
-    real = _music._render_block
+    real = _synth._render_block
 
     def spy(*args: object) -> np.ndarray:
         windows.append((args[4], args[5]))  # type: ignore[arg-type]
         return real(*args)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(_music, "_render_block", spy)
+    monkeypatch.setattr(_synth, "_render_block", spy)
     gen = render(short_arr, block_frames=4800)
     assert windows == []  # nothing synthesized before the first block is asked for
     first = next(gen)

@@ -14,7 +14,8 @@ from collections.abc import Iterator
 
 import lameenc
 
-from ._music import Arrangement, render
+from ._music import Arrangement
+from ._synth import render
 
 __all__ = ["TITLE", "COMMENT", "SOFTWARE", "encode", "encode_all", "id3_tag", "wav_header"]
 
