@@ -58,9 +58,6 @@ VERBATIM = {
     # Acronyms Chinese technical writing keeps as they are (请求 ID, URL 过期时间, API 密钥).
     "API", "ID", "URL",
 }
-# Labels known to be untranslated, left out here so that the rest is checked: the Voice toggle's
-# Female/Male, which tests/test_zh_panel_labels.py expects to fail (strict xfail) until fixed.
-KNOWN_ENGLISH = ("Female", "Male")
 # Tokens that are data, not words: ids, file names and paths, times, option names.
 DATA = re.compile(
     r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f-]{4,}"  # uuids (request and audio ids)
@@ -94,8 +91,6 @@ def english_left(text: str, *, content: str = "", tags: Iterable[str] = ()) -> l
     the model's), written as tags (``[verse]``) or shown as the card's section headings
     (``Verse``): ``tags`` names those."""
     text = DATA.sub(" ", text)  # first: file names hold the lyrics' first line
-    for known in KNOWN_ENGLISH:
-        text = text.replace(known, " ")
     for line in content.splitlines():
         if line.strip():
             text = text.replace(line.strip(), " ")
