@@ -35,15 +35,24 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar, cast
 
 __all__ = [
+    "ARGPARSE_MESSAGES",
+    "ENV_VARIABLE",
     "LANGUAGES",
     "N_",
     "Language",
     "check_language",
     "clip",
+    "configured_language",
     "current_language",
+    "display_width",
+    "displaying",
     "gettext_",
+    "localise_argparse",
     "ngettext",
+    "pad",
     "resolve_language",
+    "speaking",
+    "speaking_init",
     "use_language",
 ]
 
@@ -63,7 +72,6 @@ _current: contextvars.ContextVar[Language | None] = contextvars.ContextVar(
     "funmusic_language", default=None
 )
 
-_T = TypeVar("_T")
 _F = TypeVar("_F", bound=Callable[..., Any])
 
 
@@ -175,6 +183,21 @@ def speaking(attribute: str) -> Callable[[_F], _F]:
     return decorate
 
 
+def speaking_init(init: _F) -> _F:
+    """Decorate a surface's ``__init__`` that takes ``language=``: resolve it first (a bad value
+    fails here, as one line), keep it in ``self._language`` for ``speaking``, and build the
+    surface (labels, tooltips, first messages) in that language."""
+
+    @functools.wraps(init)
+    def wrapper(self: Any, *args: Any, **kwargs: Any) -> None:
+        language = resolve_language(kwargs.get("language"))
+        self._language = language
+        with use_language(language):
+            init(self, *args, **kwargs)
+
+    return cast(_F, wrapper)
+
+
 @functools.cache
 def _catalogue(language: Language) -> gettext.NullTranslations:
     locale = CATALOGUE_LOCALES.get(language)
@@ -193,12 +216,6 @@ def ngettext(singular: str, plural: str, n: int) -> str:
     return _catalogue(current_language()).ngettext(singular, plural, n)
 
 
-def pgettext(context: str, message: str) -> str:
-    """``message`` in the current language, disambiguated by ``context`` (a short label such as
-    "Auto" that means different things in different controls)."""
-    return _catalogue(current_language()).pgettext(context, message)
-
-
 def N_(message: str) -> str:
     """Mark ``message`` for the catalogue without translating it (a module-level constant that
     is translated where it is shown, in the language of that moment)."""
@@ -206,12 +223,6 @@ def N_(message: str) -> str:
 
 
 _ = gettext_
-
-
-def in_language(language: object, fn: Callable[[], _T]) -> _T:
-    """``fn()`` in ``language``: for a callback handed to another thread."""
-    with use_language(language):
-        return fn()
 
 
 # -- typography ----------------------------------------------------------------------------
@@ -256,19 +267,21 @@ def clip(text: str, limit: int) -> str:
     return text[:end]
 
 
-def speaking_init(init: _F) -> _F:
-    """Decorate a surface's ``__init__`` that takes ``language=``: resolve it first (a bad value
-    fails here, as one line), keep it in ``self._language`` for ``speaking``, and build the
-    surface (labels, tooltips, first messages) in that language."""
+def display_width(text: str) -> int:
+    """Columns ``text`` takes in a terminal: wide (Chinese) characters take two, combining
+    marks none. ``len()`` would misalign a text table as soon as it holds Chinese."""
+    width = 0
+    for ch in text:
+        if unicodedata.combining(ch) or ch in _JOINERS:
+            continue
+        width += 2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1
+    return width
 
-    @functools.wraps(init)
-    def wrapper(self: Any, *args: Any, **kwargs: Any) -> None:
-        language = resolve_language(kwargs.get("language"))
-        self._language = language
-        with use_language(language):
-            init(self, *args, **kwargs)
 
-    return cast(_F, wrapper)
+def pad(text: str, width: int, *, right: bool = False) -> str:
+    """``text`` padded with spaces to ``width`` columns (``ljust``/``rjust`` by display width)."""
+    fill = " " * max(0, width - display_width(text))
+    return fill + text if right else text + fill
 
 
 # -- argparse ------------------------------------------------------------------------------
@@ -322,32 +335,3 @@ def localise_argparse() -> None:
     if module._ is not _argparse_gettext:
         module._ = _argparse_gettext
         module.ngettext = _argparse_ngettext
-
-
-def translated_help(parser: Any) -> Any:
-    """``parser`` with every ``help`` string of its actions translated in place (they are
-    marked with ``N_`` where the options are declared), and argparse's group titles too."""
-    for action in parser._actions:
-        if isinstance(action.help, str) and action.help:
-            action.help = gettext_(action.help)
-    for group in parser._action_groups:
-        if isinstance(group.title, str):
-            group.title = gettext_(group.title)
-    return parser
-
-
-def display_width(text: str) -> int:
-    """Columns ``text`` takes in a terminal: wide (Chinese) characters take two, combining
-    marks none. ``len()`` would misalign a text table as soon as it holds Chinese."""
-    width = 0
-    for ch in text:
-        if unicodedata.combining(ch) or ch in _JOINERS:
-            continue
-        width += 2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1
-    return width
-
-
-def pad(text: str, width: int, *, right: bool = False) -> str:
-    """``text`` padded with spaces to ``width`` columns (``ljust``/``rjust`` by display width)."""
-    fill = " " * max(0, width - display_width(text))
-    return fill + text if right else text + fill

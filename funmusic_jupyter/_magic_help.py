@@ -17,7 +17,7 @@ from IPython.core import magic_arguments as _ma
 
 from ._i18n import N_, _, localise_argparse, resolve_language, use_language
 
-__all__ = ["MAGIC_DOC", "install", "localised_help", "with_doc"]
+__all__ = ["MAGIC_DOC", "OPTIONS", "install", "localised_help", "with_doc"]
 
 MAGIC_DOC = N_(
     """Make a song from the cell: lyrics (with [verse]/[chorus] tags) or a description.
@@ -57,6 +57,25 @@ songs over embed_limit are embedded as an MP3 preview. The cell body is sent exa
 typed: no ``{}`` or ``$`` expansion.
 """
 )
+
+#: The options' help texts, as ``_magics``' ``@argument`` decorators use them (English).
+OPTIONS = {
+    "gender": N_("Voice (default: female)."),
+    "format": N_("Audio format (default: mp3)."),
+    "lyrics": N_("The cell is lyrics (default: auto)."),
+    "prompt": N_("The cell is a description (default: auto)."),
+    "instrumental": N_("A song with no vocals."),
+    "stream": N_("Insist on streaming (else: when it can)."),
+    "no_stream": N_("Generate, then download: longer texts."),
+    "wait": N_("Block until done; show the result once."),
+    "fresh": N_("Make a new take even if one is saved."),
+    "autoplay": N_("Play as soon as the first audio arrives."),
+    "out": N_("Bind the Song to NAME in the notebook."),
+    "save": N_("Also save the audio (and sidecar) to PATH."),
+    "model": N_("Model name (default: fun-music-v1)."),
+    "backend": N_("Backend."),
+    "fault": N_("Simulator fault injection, e.g. drop-after=3."),
+}
 
 _F = Callable[..., Any]
 # IPython ships these untyped; typed aliases keep the rest of the module checked.

@@ -62,6 +62,7 @@ argument: Callable[..., Callable[[_F], _F]] = _ma.argument
 magic_arguments: Callable[..., Callable[[_F], _F]] = _ma.magic_arguments
 
 _HELP_HINT = N_("see %%funmusic? for the options")
+_OPT = _magic_help.OPTIONS
 _SUBCOMMANDS = "status, stop [ID], config, list [N], cost"
 # A song can take minutes; how long ``%funmusic stop`` and an interrupt wait for the job to
 # close its stream and save its partial audio before giving up waiting (the job still ends).
@@ -218,36 +219,22 @@ class FunMusicMagics(Magics):
     # -- the magic ---------------------------------------------------------------------------
     @line_cell_magic
     @magic_arguments()
-    # Option texts are marked (N_) for the catalogue; %%funmusic? shows them translated.
-    @argument("-g", "--gender", type=_lower, choices=GENDERS, help=N_("Voice (default: female)."))
-    @argument(
-        "-f", "--format", type=_lower, choices=FORMATS, help=N_("Audio format (default: mp3).")
-    )
-    @argument("--lyrics", action="store_true", help=N_("The cell is lyrics (default: auto)."))
-    @argument(
-        "--prompt", action="store_true", help=N_("The cell is a description (default: auto).")
-    )
-    @argument("--instrumental", action="store_true", help=N_("A song with no vocals."))
-    @argument(
-        "--stream", action="store_true", help=N_("Insist on streaming (else: when it can).")
-    )
-    @argument(
-        "--no-stream", action="store_true", help=N_("Generate, then download: longer texts.")
-    )
-    @argument("--wait", action="store_true", help=N_("Block until done; show the result once."))
-    @argument("--fresh", action="store_true", help=N_("Make a new take even if one is saved."))
-    @argument(
-        "--autoplay", action="store_true", help=N_("Play as soon as the first audio arrives.")
-    )
-    @argument("--out", metavar="NAME", help=N_("Bind the Song to NAME in the notebook."))
-    @argument("--save", metavar="PATH", help=N_("Also save the audio (and sidecar) to PATH."))
-    @argument("--model", metavar="MODEL", help=N_("Model name (default: fun-music-v1)."))
-    @argument(
-        "--backend", type=_lower, choices=("auto", "api", "simulator"), help=N_("Backend.")
-    )
-    @argument(
-        "--fault", metavar="SPEC", help=N_("Simulator fault injection, e.g. drop-after=3.")
-    )
+    # Option texts: _magic_help.OPTIONS (marked for the catalogue; %%funmusic? translates them).
+    @argument("-g", "--gender", type=_lower, choices=GENDERS, help=_OPT["gender"])
+    @argument("-f", "--format", type=_lower, choices=FORMATS, help=_OPT["format"])
+    @argument("--lyrics", action="store_true", help=_OPT["lyrics"])
+    @argument("--prompt", action="store_true", help=_OPT["prompt"])
+    @argument("--instrumental", action="store_true", help=_OPT["instrumental"])
+    @argument("--stream", action="store_true", help=_OPT["stream"])
+    @argument("--no-stream", action="store_true", help=_OPT["no_stream"])
+    @argument("--wait", action="store_true", help=_OPT["wait"])
+    @argument("--fresh", action="store_true", help=_OPT["fresh"])
+    @argument("--autoplay", action="store_true", help=_OPT["autoplay"])
+    @argument("--out", metavar="NAME", help=_OPT["out"])
+    @argument("--save", metavar="PATH", help=_OPT["save"])
+    @argument("--model", metavar="MODEL", help=_OPT["model"])
+    @argument("--backend", type=_lower, choices=("auto", "api", "simulator"), help=_OPT["backend"])
+    @argument("--fault", metavar="SPEC", help=_OPT["fault"])
     @_magic_help.with_doc  # the description: _magic_help.MAGIC_DOC (translated for %%funmusic?)
     def funmusic(self, line: str, cell: str | None = None) -> None:
         # Everything this cell shows speaks the magic's language; a song's later updates come

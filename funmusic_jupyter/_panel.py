@@ -39,12 +39,20 @@ from traitlets import Bool
 from . import _render
 from ._config import Settings, resolve_settings
 from ._errors import FunMusicError, ValidationError, quote
-from ._i18n import N_, _, ngettext, speaking, speaking_init
+from ._i18n import _, ngettext, speaking, speaking_init
 from ._library import find_reusable, reuse_note
-from ._limits import Limit, field_name, unit_text
 from ._live_session import LiveSession
 from ._models import Song
 from ._panel_history import PanelHistory
+from ._panel_words import (
+    MODES,
+    PLACEHOLDER,
+    STATE_WORDS,
+    STREAMING,
+    VOICES,
+    counter_words,
+    one_of,
+)
 from ._policy import plan_request, refused_stream, stream_preference
 from ._spending import check_budget
 from ._storage import DEFAULT_OUTPUT_DIR
@@ -61,19 +69,6 @@ from ._worker import Job, client_options, get_worker
 
 __all__ = ["FunMusicPanel"]
 
-# Labels are marked here and translated where the widgets are made (in the panel's language).
-_MODES = ((N_("Auto"), "auto"), (N_("Prompt"), "prompt"), (N_("Lyrics"), "lyrics"))
-# The policy's three stream preferences, as the widget's values.
-_STREAMING = ((N_("Auto"), "auto"), (N_("On"), True), (N_("Off"), False))
-_LANGUAGES = {"zh": N_("Chinese"), "en": N_("English")}
-_VOICES = {"female": N_("Female"), "male": N_("Male")}
-_STATE_WORDS = {
-    "queued": N_("Waiting to start"),
-    "waiting": N_("Waiting for the first audio"),
-    "generating": N_("Generating (not streaming: the audio comes at the end)"),
-    "streaming": N_("Streaming"),
-    "saving": N_("Saving"),
-}
 # The song's length is unknown until its last event, so the bar cannot be a true fraction.
 # It moves along 1 - exp(-x / scale): always forward, never full before the end, where x is the
 # audio received (streaming) or the time elapsed (not streaming). The status line has the facts.
@@ -88,10 +83,6 @@ _PANEL_STYLE = (
     " overflow-wrap: anywhere; }"
     f" .{_PANEL_CLASS} .widget-html {{ margin-top: 2px; margin-bottom: 2px; }}</style>"
 )
-_PLACEHOLDER = N_(
-    "Describe a song (a prompt), e.g. 'Melancholic piano, rainy night yearning',\n"
-    "or write lyrics with structure tags:\n[verse]\n…\n[chorus]\n…"
-)
 _OK_STYLE = "opacity: 0.8;"
 _BAD_STYLE = "color: var(--jp-error-color1, #c62828); font-weight: 600;"
 _WARN_STYLE = "color: var(--jp-warn-color1, #b26a00);"
@@ -99,37 +90,6 @@ _WARN_STYLE = "color: var(--jp-warn-color1, #b26a00);"
 
 def _e(text: object) -> str:
     return html.escape(str(text), quote=True)
-
-
-def _one_of(name: str, allowed: tuple[str, ...] | list[str], value: object) -> str:
-    return _("{name} must be one of {choices}; got {value}").format(
-        name=field_name(name), choices=", ".join(allowed), value=quote(value)
-    )
-
-
-def _counter_html(
-    mode: str, chosen: str, language: str, streamed: bool, stream: object, limit: Limit, count: int
-) -> str:
-    """The counter's words before its verdict, e.g. "Auto: lyrics · Chinese · streaming
-    (auto): <b>412</b> characters (allowed 300–350)"."""
-    how = _("streaming") if streamed else _("not streaming")
-    if stream == "auto":
-        how = _("{how} (auto)").format(how=how)
-    if mode == "auto":
-        what = _("Auto: {mode}").format(mode=field_name(chosen))
-    else:
-        what = _({value: label for label, value in _MODES}[chosen])  # "Lyrics", "Prompt"
-    return _(
-        "{what} · {language} · {how}: <b>{count:,}</b> {unit} (allowed {low:,}–{high:,})"
-    ).format(
-        what=_e(what),
-        language=_e(_(_LANGUAGES[language])),
-        how=_e(how),
-        count=count,
-        unit=_e(unit_text(limit.unit)),
-        low=limit.low,
-        high=limit.high,
-    )
 
 
 @dataclass(eq=False)
@@ -222,12 +182,12 @@ class FunMusicPanel(widgets.VBox):  # type: ignore[misc]
         language: str | None = None,  # resolved by @speaking_init into self._language
         **kwargs: Any,
     ) -> None:
-        mode_values = [value for _, value in _MODES]
+        mode_values = [value for _, value in MODES]
         if mode not in mode_values:
-            raise ValidationError(_one_of("mode", mode_values, mode))
+            raise ValidationError(one_of("mode", mode_values, mode))
         for name, value, allowed in (("gender", gender, GENDERS), ("format", format, FORMATS)):
             if value not in allowed:
-                raise ValidationError(_one_of(name, allowed, value))
+                raise ValidationError(one_of(name, allowed, value))
         preference = stream_preference(stream)
         if isinstance(embed_limit, bool) or not isinstance(embed_limit, int) or embed_limit < 0:
             raise ValidationError(
@@ -270,13 +230,13 @@ class FunMusicPanel(widgets.VBox):  # type: ignore[misc]
         self.backend_info = widgets.HTML(self._backend_html(), layout=full)
         self.text = widgets.Textarea(
             value=text,
-            placeholder=_(_PLACEHOLDER),
+            placeholder=_(PLACEHOLDER),
             layout=widgets.Layout(width="100%", height="11em"),
         )
         self.counter = widgets.HTML(layout=full)
         self.message = widgets.HTML(layout=full)
         self.mode = widgets.ToggleButtons(
-            options=[(_(label), value) for label, value in _MODES],
+            options=[(_(label), value) for label, value in MODES],
             value=mode,
             description=_("Mode"),
             tooltips=[
@@ -287,7 +247,7 @@ class FunMusicPanel(widgets.VBox):  # type: ignore[misc]
             style={"button_width": "5.5em"},
         )
         self.gender = widgets.ToggleButtons(
-            options=[(_(_VOICES[g]), g) for g in GENDERS],
+            options=[(_(VOICES[g]), g) for g in GENDERS],
             value=gender,
             description=_("Voice"),
             style={"button_width": "5.5em"},
@@ -312,7 +272,7 @@ class FunMusicPanel(widgets.VBox):  # type: ignore[misc]
                 _("{model} takes no gender").format(model=PREVIEW_MODEL)
             ] * len(GENDERS)
         self.stream = widgets.ToggleButtons(
-            options=[(_(label), value) for label, value in _STREAMING],
+            options=[(_(label), value) for label, value in STREAMING],
             value="auto" if preference is None else preference,
             description=_("Streaming"),
             tooltips=[
@@ -500,7 +460,7 @@ class FunMusicPanel(widgets.VBox):  # type: ignore[misc]
             limit = limit_for(chosen, stats.language, streamed)
             count = limit.measure(stats)
             within = limit.low <= count <= limit.high
-            counter = _counter_html(mode, chosen, stats.language, streamed, stream, limit, count)
+            counter = counter_words(mode, chosen, stats.language, streamed, stream, limit, count)
             style = _OK_STYLE
             if count > limit.high:
                 counter += _e(_(" — {count:,} over the limit").format(count=count - limit.high))
@@ -583,7 +543,7 @@ class FunMusicPanel(widgets.VBox):  # type: ignore[misc]
         self.progress.value = 0.0
         self.progress.bar_style = "info"
         self.progress.layout.visibility = "visible"
-        self.status.value = _e(_(_STATE_WORDS["queued"]) + "…")
+        self.status.value = _e(_(STATE_WORDS["queued"]) + "…")
         self.result.value = ""  # the last song stays in the history, under Show
         try:
             options = self._client_options()
@@ -664,7 +624,7 @@ class FunMusicPanel(widgets.VBox):  # type: ignore[misc]
             return
         if self._run is not run or job.cancel_requested:
             return  # an old song's late event, or "Stopping…" is showing
-        words = _(_STATE_WORDS[job.state]) if job.state in _STATE_WORDS else job.state
+        words = _(STATE_WORDS[job.state]) if job.state in STATE_WORDS else job.state
         parts = [words]
         if job.request.stream:
             seconds = job.seconds

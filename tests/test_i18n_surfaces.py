@@ -419,3 +419,22 @@ def test_a_kernel_with_a_chinese_locale_speaks_chinese(
         kc.stop_channels()
         km.shutdown_kernel(now=True)
 
+
+
+def test_the_simulator_answers_in_english_like_the_service(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Its refusals are "the API's own messages", shown verbatim: never translated, even by a
+    # simulator started in a Chinese environment (it inherits FUNMUSIC_LANGUAGE).
+    import httpx
+
+    monkeypatch.setenv("FUNMUSIC_LANGUAGE", "zh")
+    with SimulatorServer(speed=0) as server:
+        answer = httpx.post(
+            server.base_url + "/services/audio/music/generation",
+            json={"model": "fun-music-v1", "input": {"lyrics": LONG_CHINESE}},
+            timeout=30,
+        )
+    assert answer.status_code == 400
+    message = answer.json()["message"]
+    assert message.startswith("Chinese lyrics for non-streaming must be 5–350 characters")

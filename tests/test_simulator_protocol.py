@@ -28,8 +28,9 @@ import pytest
 from funmusic_jupyter._errors import ConfigurationError, ValidationError
 from funmusic_jupyter._validation import build_request
 from funmusic_jupyter.simulator import SIMULATED_HEADER, SimulatorServer, create_app, start_embedded
-from funmusic_jupyter.simulator._app import _SongStore
-from funmusic_jupyter.simulator._server import _embedded_speed, is_loopback
+from funmusic_jupyter.simulator._embedded import _embedded_speed
+from funmusic_jupyter.simulator._server import is_loopback
+from funmusic_jupyter.simulator._state import SongCache
 
 GEN = "/services/audio/music/generation"
 TTS = "/services/audio/tts/SpeechSynthesizer"
@@ -465,8 +466,8 @@ def test_download_signature_is_checked(results: Results) -> None:
         assert r.status_code == 403 and f"<Code>{code}</Code>" in r.text, (target, r.text)
 
 
-def test_song_store_evicts_least_recently_used_first() -> None:
-    store = _SongStore(max_bytes=10)
+def test_song_cache_evicts_least_recently_used_first() -> None:
+    store = SongCache(max_bytes=10)
     store.put("a", b"1234", "audio/mpeg")
     store.put("b", b"5678", "audio/mpeg")
     assert store.get("a") is not None  # "a" is now the most recently used

@@ -12,11 +12,16 @@ Standalone (loopback by default; binding elsewhere, e.g. ``--host 0.0.0.0`` for 
 prints a warning)::
 
     python -m funmusic_jupyter.simulator --port 8765 [--speed 1] [--first-chunk-delay 0]
-        [--api-key KEY] [--url-ttl 86400] [--rpm 180]
+        [--api-key KEY] [--url-ttl 86400] [--rpm 180] [--workers CORES] [--secret TEXT]
 
 then point any DashScope client at it: ``DASHSCOPE_HTTP_BASE_URL=http://127.0.0.1:8765/api/v1``.
+``--workers N`` synthesizes and encodes in N processes (default: one per core) while one event
+loop serves, frames and paces. Instances that share ``--secret`` (or
+``FUNMUSIC_SIMULATOR_SECRET``) serve each other's download URLs, so several can run behind a
+reverse proxy with no sticky sessions.
 
-In Python: ``start_embedded()`` (one per process, a daemon thread, stopped at exit; speed from
+In Python: ``start_embedded()`` (one per process, in a child process so that synthesis never
+competes with a kernel for its GIL; silent, stopped at exit or when its parent dies; speed from
 ``FUNMUSIC_SIMULATOR_SPEED``, default 4x real time, first-chunk delay 0.5 s), or
 ``with SimulatorServer(speed=0) as sim: sim.base_url`` in tests, or ``create_app(...)`` for any
 ASGI server.
@@ -28,9 +33,11 @@ What it serves
   has ``X-DashScope-SSE: enable`` (``id:N`` / ``event:result`` / ``:HTTP_STATUS/200`` /
   ``data:{…}``; ``finish_reason`` ``"null"`` then ``"stop"``; ``sample_rate`` the string
   ``"48000"`` in the stream's final event, the integer ``48000`` in a JSON answer).
-- ``GET /oss/fun-music/YYYYMMDD/<id>.mp3?Expires=…&Signature=…``: the song, valid for
+- ``GET /oss/fun-music/YYYYMMDD/<id>.mp3?song=…&Expires=…&Signature=…``: the song, valid for
   ``url_ttl`` seconds (24 h by default), then 403 with an OSS-style XML ``AccessDenied`` /
-  ``Request has expired.`` body. The newest songs are kept, up to 256 MB.
+  ``Request has expired.`` body. The URL is stateless: ``song`` carries, signed with the
+  secret, what the song is made from, so it is made again (byte for byte) when it is not among
+  the newest 256 MB of songs kept in memory, or was made by another process.
 - Errors as DashScope sends them (``{"request_id", "code", "message"}``): 400 InvalidParameter
   with exactly the client's validation message, 401 InvalidApiKey (with ``--api-key``), 404
   Model.NotExist (models other than ``fun-music-v1`` and ``fun-music-preview``), 405, 429
@@ -79,14 +86,15 @@ from ._faults import FAULT_HEADER, SIMULATED_HEADER
 
 if TYPE_CHECKING:
     from ._app import create_app
-    from ._server import SimulatorServer, start_embedded
+    from ._embedded import start_embedded
+    from ._server import SimulatorServer
 
 __all__ = ["FAULT_HEADER", "SIMULATED_HEADER", "SimulatorServer", "create_app", "start_embedded"]
 
 _LAZY = {
     "create_app": "._app",
     "SimulatorServer": "._server",
-    "start_embedded": "._server",
+    "start_embedded": "._embedded",
 }
 
 

@@ -14,7 +14,15 @@ from collections.abc import Sequence
 
 from .._config import mask_key
 from ._faults import FAULT_HEADER
-from ._server import _Server, base_url_for, bind_socket, is_loopback, make_config
+from ._server import (
+    _Server,
+    base_url_for,
+    bind_socket,
+    cpu_count,
+    is_loopback,
+    make_config,
+)
+from ._tokens import SECRET_VARIABLE
 
 #: Where ``--api-key`` defaults from.
 API_KEY_VARIABLE = "FUNMUSIC_SIMULATOR_API_KEY"
@@ -88,8 +96,21 @@ def build_parser(prog: str = _PROG) -> argparse.ArgumentParser:
     parser.add_argument("--url-ttl", type=_positive, default=86400.0, metavar="S",
                         help="seconds a download URL stays valid (default 86400)")
     parser.add_argument("--rpm", type=_positive_int, default=180, metavar="N",
-                        help="requests per minute before 429 Throttling.RateQuota (default 180)")
+                        help="requests per minute before 429 Throttling.RateQuota, counted by "
+                        "this instance as a whole, whatever --workers (default 180)")
+    parser.add_argument("--secret", default=os.environ.get(SECRET_VARIABLE) or None,
+                        metavar="TEXT",
+                        help="signs download URLs: instances with the same secret serve each "
+                        f"other's URLs (default: ${SECRET_VARIABLE} if set, which keeps it out "
+                        "of `ps`; else a random one per run)")
+    parser.add_argument("--workers", type=_positive_int, default=None, metavar="N",
+                        help="processes that synthesize and encode songs, beside the one that "
+                        f"serves them (default: one per core, here {_cores()})")
     return parser
+
+
+def _cores() -> int:
+    return cpu_count()
 
 
 def main(argv: Sequence[str] | None = None, *, prog: str = _PROG) -> int:
@@ -101,8 +122,13 @@ def main(argv: Sequence[str] | None = None, *, prog: str = _PROG) -> int:
 
     if args.api_key is not None and not args.api_key.strip():
         parser.error("--api-key must not be empty")
+    if args.secret is not None and not args.secret.strip():
+        parser.error(f"--secret (or ${SECRET_VARIABLE}) must not be empty")
+    workers = args.workers or _cores()
     app = create_app(speed=args.speed, first_chunk_delay=args.first_chunk_delay,
-                     api_key=args.api_key, url_ttl=args.url_ttl, rpm=args.rpm)
+                     api_key=args.api_key, url_ttl=args.url_ttl, rpm=args.rpm,
+                     secret=args.secret.strip() if args.secret else None, workers=workers)
+    pool = app.state.simulator.pool
     if not is_loopback(args.host):
         sys.stderr.write(
             f"WARNING: binding to {args.host}: anyone who can reach this machine can use the "
@@ -113,11 +139,14 @@ def main(argv: Sequence[str] | None = None, *, prog: str = _PROG) -> int:
     except OSError as exc:
         why = exc.strerror or exc
         sys.stderr.write(f"error: cannot listen on {args.host}:{args.port}: {why}\n")
+        pool.shutdown()
         return 1
     port = sock.getsockname()[1]
     base_url = base_url_for(args.host, port)
     speed = "unpaced" if args.speed == 0 or math.isinf(args.speed) else f"{args.speed:g}x real time"
     key = f"required ({mask_key(args.api_key)})" if args.api_key else "not required"
+    shared = ("the given secret (any instance with it serves them)" if args.secret
+              else "a random secret (valid on this run only)")
     banner = (
         f"Fun-Music SIMULATOR listening on {base_url}\n"
         "  This is an offline simulator, not Alibaba Cloud: songs are synthesized locally and "
@@ -125,12 +154,15 @@ def main(argv: Sequence[str] | None = None, *, prog: str = _PROG) -> int:
         f"  Use it with: DASHSCOPE_HTTP_BASE_URL={base_url}\n"
         f"  speed {speed}, first-chunk delay {args.first_chunk_delay:g} s, API key {key}, "
         f"URLs valid {args.url_ttl:g} s, {args.rpm} requests/minute\n"
+        f"  {workers} synthesis process{'es' if workers > 1 else ''}; download URLs signed with "
+        f"{shared}\n"
         f"  Faults on request with the header {FAULT_HEADER}. Ctrl+C to stop.\n"
     )
     if args.host in ("0.0.0.0", "::"):
         banner += "  (from other machines, use this machine's address instead of the wildcard)\n"
 
     def announce() -> None:
+        pool.warm()  # the first songs need not wait for the workers to import numpy
         sys.stdout.write(banner)
         sys.stdout.flush()
 
@@ -141,6 +173,7 @@ def main(argv: Sequence[str] | None = None, *, prog: str = _PROG) -> int:
         pass
     finally:
         sock.close()
+        pool.shutdown()
     return 0
 
 

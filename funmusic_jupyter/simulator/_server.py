@@ -10,10 +10,7 @@ uvicorn's Ctrl+C handling.
 
 from __future__ import annotations
 
-import atexit
 import ipaddress
-import logging
-import math
 import os
 import socket
 import threading
@@ -24,17 +21,21 @@ from typing import Any
 import uvicorn
 from starlette.applications import Starlette
 
-from .._errors import ConfigurationError
 from ._app import API_PREFIX, SimulatorState, create_app
 
-__all__ = ["SimulatorServer", "base_url_for", "bind_socket", "is_loopback", "make_config",
-           "start_embedded"]
+__all__ = ["SimulatorServer", "base_url_for", "bind_socket", "config_kwargs", "cpu_count",
+           "is_loopback", "make_config"]
 
-SPEED_ENV = "FUNMUSIC_SIMULATOR_SPEED"
-EMBEDDED_SPEED = 4.0
-EMBEDDED_FIRST_CHUNK_DELAY = 0.5
 _START_TIMEOUT = 30.0
 _STOP_TIMEOUT = 10.0
+
+
+def cpu_count() -> int:
+    """The cores this process may run on (its affinity where the OS says), at least 1."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))  # type: ignore[attr-defined,unused-ignore]
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
 
 
 def is_loopback(host: str) -> bool:
@@ -87,28 +88,32 @@ class _Server(uvicorn.Server):
         self.ready.set()
 
 
-def make_config(app: Starlette, *, embedded: bool = True) -> uvicorn.Config:
-    """uvicorn's settings: warnings only, no access log; ``embedded`` for a server inside a host
-    process (a kernel, pytest), whose logging uvicorn must not reconfigure (warnings still reach
-    the root logger)."""
-    return uvicorn.Config(
-        app,
+def config_kwargs(*, embedded: bool = True) -> dict[str, Any]:
+    """uvicorn's settings but the app: warnings only, no access log; ``embedded`` for a server
+    inside a host process (a kernel, pytest), whose logging uvicorn must not reconfigure
+    (warnings still reach the root logger)."""
+    return {
         # Plain asyncio: older uvicorn versions install uvloop's policy process-wide for "auto",
         # which a host process (a kernel) must not get from a background server.
-        loop="asyncio" if embedded else "auto",
-        log_config=None if embedded else uvicorn.config.LOGGING_CONFIG,
-        log_level="warning",
-        access_log=False,
-        lifespan="off",
-        timeout_graceful_shutdown=5,
-    )
+        "loop": "asyncio" if embedded else "auto",
+        "log_config": None if embedded else uvicorn.config.LOGGING_CONFIG,
+        "log_level": "warning",
+        "access_log": False,
+        "lifespan": "off",
+        "timeout_graceful_shutdown": 5,
+    }
+
+
+def make_config(app: Starlette, *, embedded: bool = True) -> uvicorn.Config:
+    """uvicorn's settings for ``app`` (see ``config_kwargs``)."""
+    return uvicorn.Config(app, **config_kwargs(embedded=embedded))
 
 
 class SimulatorServer:
     """The simulator on ``http://HOST:PORT/api/v1`` in a daemon thread; a context manager.
 
     ``port=0`` picks a free port. Extra keyword arguments go to ``create_app`` (``speed``,
-    ``first_chunk_delay``, ``api_key``, ``url_ttl``, ``rpm``).
+    ``first_chunk_delay``, ``api_key``, ``url_ttl``, ``rpm``, ``secret``, ``workers``).
     """
 
     def __init__(self, *, host: str = "127.0.0.1", port: int = 0, **create_app_kwargs: Any) -> None:
@@ -175,6 +180,8 @@ class SimulatorServer:
                 if thread.is_alive():  # a stuck connection: stop waiting for it
                     server.force_exit = True
                     thread.join(_STOP_TIMEOUT)
+            if self.state.pool is not None:
+                self.state.pool.shutdown()
 
     def __enter__(self) -> SimulatorServer:
         return self.start()
@@ -186,58 +193,3 @@ class SimulatorServer:
     def __repr__(self) -> str:
         where = self.base_url or f"{self.host}:{self.port} (not started)"
         return f"<SimulatorServer {where} {'running' if self.is_running else 'stopped'}>"
-
-
-# ----------------------------------------------------------------------------- embedded
-
-_embedded_lock = threading.Lock()
-_embedded: SimulatorServer | None = None
-_embedded_pid: int | None = None
-_atexit_registered = False
-
-
-def _embedded_speed() -> float:
-    raw = os.environ.get(SPEED_ENV, "").strip()
-    if not raw:
-        return EMBEDDED_SPEED
-    try:
-        speed = float(raw)
-    except ValueError:
-        speed = math.nan
-    if math.isnan(speed) or speed < 0:
-        raise ConfigurationError(
-            f"{SPEED_ENV} must be a real-time factor >= 0 (audio seconds per wall second; "
-            f"0 or inf: as fast as possible); got {raw!r}"
-        )
-    return speed
-
-
-def _stop_embedded() -> None:
-    global _embedded
-    with _embedded_lock:
-        server, _embedded = _embedded, None
-    if server is not None and _embedded_pid == os.getpid():
-        server.stop()
-
-
-def start_embedded() -> str:
-    """Start the process's simulator once (thread-safe) and return its base URL (``…/api/v1``).
-
-    Speed from ``FUNMUSIC_SIMULATOR_SPEED`` (default 4.0), first-chunk delay 0.5 s. Stopped at
-    interpreter exit. A forked child gets its own server (the parent's thread is not in it).
-    """
-    global _embedded, _embedded_pid, _atexit_registered
-    with _embedded_lock:
-        pid = os.getpid()
-        if _embedded is not None and _embedded_pid == pid and _embedded.is_running:
-            return _embedded.base_url
-        server = SimulatorServer(speed=_embedded_speed(),
-                                 first_chunk_delay=EMBEDDED_FIRST_CHUNK_DELAY)
-        server.start()
-        _embedded, _embedded_pid = server, pid
-        if not _atexit_registered:
-            atexit.register(_stop_embedded)
-            _atexit_registered = True
-        logging.getLogger("funmusic_jupyter.simulator").debug(
-            "embedded simulator started at %s", server.base_url)
-        return server.base_url
