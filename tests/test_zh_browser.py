@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 from _jupyterlab import CHROMIUM_ARGS, LabPage, LabServer, chromium, serve
 
-from funmusic_jupyter._i18n import gettext_, pgettext, use_language
+from funmusic_jupyter._i18n import gettext_, use_language
 from funmusic_jupyter._validation import KNOWN_TAGS
 
 pytestmark = pytest.mark.browser
@@ -69,10 +69,10 @@ DATA = re.compile(
 )
 
 
-def zh(message: str, context: str | None = None) -> str:
+def zh(message: str) -> str:
     """``message`` as the Chinese catalogue has it; it must be translated (have Han)."""
     with use_language("zh"):
-        text = gettext_(message) if context is None else pgettext(context, message)
+        text = gettext_(message)
     assert HAN.search(text), f"{message!r} has no Chinese translation: {text!r}"
     return text
 
