@@ -102,6 +102,7 @@ _DESCRIPTIONS = {
 }
 # A range of a unit, and a count of it: in Chinese with its measure word (300–350 个字).
 _RANGE: dict[str, Callable[[], str]] = {
+    # TRANSLATORS: "characters" are every non-space character; Chinese says 字, never 字符.
     "characters": lambda: _("{low:,}–{high:,} characters"),
     "words": lambda: _("{low:,}–{high:,} words"),
     "Chinese characters or English words": lambda: _(
@@ -181,6 +182,8 @@ def _check_length(mode: Mode, stream: bool, stats: TextStats, *, tags: bool) -> 
     if limit.unit == "characters":
         how = _(", not counting spaces or tag lines") if tags else _(", not counting spaces")
     raise ValidationError(
+        # TRANSLATORS: {what} is e.g. "Chinese lyrics for streaming", {range} "300–350
+        # characters", {count} "412 characters", {how} ", not counting spaces", {fix} a sentence.
         _("{what} must be {range}; got {count}{how}. {fix}").format(
             what=limit.describe(),
             range=limit.range_text(),

@@ -239,6 +239,8 @@ def _counts(jobs: Sequence[Job]) -> str:
     for job in jobs:
         tally[job.state] = tally.get(job.state, 0) + 1
     return _(", ").join(
+        # TRANSLATORS: one part of %funmusic status's summary, e.g. "2 done"; {state} is a
+        # job's state word (done, failed, streaming…).
         _("{count} {state}").format(count=n, state=state_text(state))
         for state, n in sorted(tally.items())
     )
