@@ -32,7 +32,9 @@ MANIFEST = NOTEBOOKS / "teaching-notebooks.txt"
 
 
 def teaching_notebooks(manifest: Path = MANIFEST) -> frozenset[str]:
-    """The file names the manifest lists (one a line; ``#`` starts a comment)."""
+    """The notebooks the manifest lists (one a line; ``#`` starts a comment), each by its path
+    under ``notebooks/`` with ``/`` between folders: ``01_quickstart.ipynb``,
+    ``zh/01_快速上手.ipynb``."""
     lines = manifest.read_text(encoding="utf-8").splitlines()
     return frozenset(line.strip() for line in lines if line.strip() and not line.startswith("#"))
 
@@ -40,7 +42,9 @@ def teaching_notebooks(manifest: Path = MANIFEST) -> frozenset[str]:
 def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
     if collection_path.suffix != ".ipynb" or NOTEBOOKS not in collection_path.parents:
         return None  # not ours to decide
-    shipped = collection_path.parent == NOTEBOOKS and collection_path.name in teaching_notebooks()
+    # Listed by its exact path: a user's notebook in notebooks/ or a subfolder (notebooks/zh/,
+    # notebooks/drafts/) is not a test, even under a shipped notebook's name.
+    shipped = collection_path.relative_to(NOTEBOOKS).as_posix() in teaching_notebooks()
     return None if shipped else True
 
 
@@ -55,7 +59,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def fresh_output_dir(folder: Path = NOTEBOOKS) -> None:
-    """Start the teaching notebooks from an empty ``funmusic-output``.
+    """Start the teaching notebooks in ``folder`` from an empty ``funmusic-output``.
 
     A song already in the folder is reused instead of made again (``_library``), so a second
     run of a notebook would differ from its stored first run (no streaming, other job ids).
@@ -74,5 +78,8 @@ def fresh_output_dir(folder: Path = NOTEBOOKS) -> None:
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
-    if any(NOTEBOOKS in Path(str(item.path)).parents for item in session.items):
-        fresh_output_dir()
+    # Each notebook's kernel runs in the notebook's folder (notebooks/, notebooks/zh/), so each
+    # such folder has its own funmusic-output.
+    folders = {Path(str(item.path)).parent for item in session.items}
+    for folder in sorted(f for f in folders if f == NOTEBOOKS or NOTEBOOKS in f.parents):
+        fresh_output_dir(folder)

@@ -21,7 +21,15 @@ import nbformat
 import pytest
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
-EXPECTED = ("01_quickstart", "02_writing_lyrics", "03_panel", "04_python_api")
+# Each by its path under notebooks/, without the suffix (the build script's names).
+EXPECTED = (
+    "01_quickstart",
+    "02_writing_lyrics",
+    "03_panel",
+    "04_python_api",
+    "zh/01_快速上手",
+    "zh/02_写歌词",
+)
 MANIFEST = NOTEBOOKS / "teaching-notebooks.txt"
 # The shipped notebooks only: a user's own notebook saved next to them is none of our business.
 PATHS = [
@@ -66,8 +74,12 @@ def _output_texts(cell: dict[str, Any]) -> list[str]:
     return texts
 
 
+def _name(path: Path) -> str:
+    return path.relative_to(NOTEBOOKS).with_suffix("").as_posix()
+
+
 def test_the_teaching_notebooks_are_all_there() -> None:
-    assert [p.stem for p in PATHS] == list(EXPECTED)
+    assert [_name(p) for p in PATHS] == list(EXPECTED)
     assert all(p.is_file() for p in PATHS)
 
 
@@ -77,7 +89,7 @@ def test_the_manifest_is_the_build_scripts_list() -> None:
     assert spec is not None and spec.loader is not None
     build = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(build)
-    assert [p.stem for p in PATHS] == list(build.BOOKS)
+    assert [_name(p) for p in PATHS] == list(build.BOOKS)
 
 
 def _notebook(path: Path) -> None:
@@ -89,7 +101,8 @@ def _notebook(path: Path) -> None:
 @pytest.mark.parametrize("conftest", [True, False], ids=["with-hook", "without-hook"])
 def test_only_the_shipped_notebooks_are_collected(tmp_path: Path, conftest: bool) -> None:
     # A copy of the project's layout: the real root conftest.py, a manifest naming one notebook,
-    # and notebooks a user saved beside it and in a subfolder (one with a shipped name).
+    # and notebooks a user saved beside them and in subfolders (one with a shipped name), also
+    # in the folder of the Chinese notebooks.
     shutil.copy(NOTEBOOKS.parent / "conftest.py", tmp_path / "conftest.py")
     (tmp_path / "pyproject.toml").write_text(
         '[tool.pytest.ini_options]\ntestpaths = ["notebooks"]\n'
@@ -100,11 +113,17 @@ def test_only_the_shipped_notebooks_are_collected(tmp_path: Path, conftest: bool
     _notebook(notebooks / "01_quickstart.ipynb")
     _notebook(notebooks / "my_song.ipynb")
     _notebook(notebooks / "drafts" / "01_quickstart.ipynb")
-    (notebooks / "teaching-notebooks.txt").write_text("# shipped\n01_quickstart.ipynb\n")
+    _notebook(notebooks / "zh" / "01_快速上手.ipynb")
+    _notebook(notebooks / "zh" / "我的歌.ipynb")
+    _notebook(notebooks / "zh" / "drafts" / "01_快速上手.ipynb")
+    (notebooks / "teaching-notebooks.txt").write_text(
+        "# shipped\n01_quickstart.ipynb\nzh/01_快速上手.ipynb\n", encoding="utf-8"
+    )
     argv = [sys.executable, "-m", "pytest", "--collect-only", "-q"]
     result = subprocess.run(
         argv + ([] if conftest else ["--noconftest"]),
-        cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False,
+        cwd=tmp_path, capture_output=True, text=True, encoding="utf-8", timeout=120,
+        check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     collected = {line.split("::")[0] for line in result.stdout.splitlines() if "::" in line}
@@ -112,9 +131,13 @@ def test_only_the_shipped_notebooks_are_collected(tmp_path: Path, conftest: bool
         "notebooks/01_quickstart.ipynb",
         "notebooks/my_song.ipynb",
         "notebooks/drafts/01_quickstart.ipynb",
+        "notebooks/zh/01_快速上手.ipynb",
+        "notebooks/zh/我的歌.ipynb",
+        "notebooks/zh/drafts/01_快速上手.ipynb",
     }
+    shipped = {"notebooks/01_quickstart.ipynb", "notebooks/zh/01_快速上手.ipynb"}
     # Without the hook every notebook is a test: the set-up shows what the hook prevents.
-    assert collected == ({"notebooks/01_quickstart.ipynb"} if conftest else everything)
+    assert collected == (shipped if conftest else everything)
 
 
 @pytest.mark.parametrize("path", PATHS, ids=lambda p: p.stem)
