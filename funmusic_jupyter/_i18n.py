@@ -115,12 +115,18 @@ def resolve_language(value: object = None) -> Language:
 
 
 def current_language() -> Language:
-    """The language of the code running now: the innermost ``use_language``, else the default
-    (``FUNMUSIC_LANGUAGE``, else the locale). Never raises: a bad ``FUNMUSIC_LANGUAGE`` is
-    refused where a surface starts (magic, panel, CLI), not in the middle of an error message."""
+    """The language of the code running now: the innermost ``use_language``, else
+    ``%config FunMusicMagics.language`` when the extension is loaded and it is not ``auto`` (so
+    an error raised by ``fm.build_request`` in a notebook speaks the magic's language), else the
+    default (``FUNMUSIC_LANGUAGE``, else the locale). Never raises: a bad ``FUNMUSIC_LANGUAGE``
+    is refused where a surface starts (magic, panel, CLI), not in the middle of an error
+    message."""
     chosen = _current.get()
     if chosen is not None:
         return chosen
+    configured = configured_language()
+    if configured in ("en", "zh"):
+        return cast(Language, configured)
     # Read directly, not through check_language: its message is translated, which would come
     # back here.
     env = os.environ.get(ENV_VARIABLE, "").strip().lower()

@@ -830,14 +830,12 @@ WRITING_ZH = [
 运行。
 
 第一个单元格照例加载扩展，并把输出切换成中文。`%config` 这一行管的是魔法命令 `%%funmusic`
-和歌曲卡片；这个 Notebook 还会直接调用 Python 函数（`fm.build_request`、`fm.generate`），它们的
-报错和警告不经过魔法命令，跟随的是环境变量 `FUNMUSIC_LANGUAGE`，所以 `%env` 这一行把它也设成
-中文。
+和歌曲卡片，也管这个 Notebook 里直接调用的 Python 函数（`fm.build_request`、`fm.generate`）的
+报错和警告：加载了扩展之后，它们都跟随同一个设置。
 """),
     code(f"""
 %load_ext funmusic_jupyter
 {ZH_LANGUAGE}
-%env FUNMUSIC_LANGUAGE=zh
 import re
 
 import funmusic_jupyter as fm

@@ -121,6 +121,20 @@ def test_a_song_shown_on_its_own_follows_the_magics_setting(ip: InteractiveShell
     assert repr(song).startswith("<Song ")
 
 
+def test_python_api_errors_follow_the_magics_setting(ip: InteractiveShell) -> None:
+    # One setting for the notebook: fm.build_request's refusal speaks the magic's language.
+    import funmusic_jupyter as fm
+
+    ip.run_line_magic("config", "FunMusicMagics.language = 'zh'")
+    with pytest.raises(fm.ValidationError) as chinese:
+        fm.build_request(lyrics="")
+    ip.run_line_magic("config", "FunMusicMagics.language = 'en'")
+    with pytest.raises(fm.ValidationError) as english:
+        fm.build_request(lyrics="")
+    assert any("\u4e00" <= c <= "\u9fff" for c in str(chinese.value))
+    assert str(english.value).isascii() and str(english.value) != str(chinese.value)
+
+
 def test_progress_from_the_worker_thread_keeps_the_cells_language(ip: InteractiveShell) -> None:
     # A song in the background: its updates are rendered on the worker thread, which must
     # speak the language of the cell that started it, not the thread's default (English).
