@@ -224,8 +224,9 @@ def _made(
 ) -> Song:
     song.key = song_key(request, client.settings)  # a later song.save() makes it reusable
     record(song)
-    if reuse:
+    if reuse or output_dir is not None:
         # Asked to reuse: keep this take in the library so the next identical call finds it.
+        # Given a folder: that is where the caller wants the song, so it is written there.
         save_song(song, output_dir)
     return song
 
@@ -275,7 +276,8 @@ def generate(
 
     ``reuse=True``: when ``output_dir`` (default ``./funmusic-output``) already holds a song made
     by this very request, return it from disk with nothing sent or billed (its ``made_at`` is
-    set, and its card says it was reused); else make it and save it there. ``budget`` (default:
+    set, and its card says it was reused); else make it and save it there. An ``output_dir``
+    given without ``reuse`` saves the new song there too (``song.saved_path``). ``budget`` (default:
     ``FunMusicMagics.budget`` if the extension is loaded, else none) refuses the request with
     ``BudgetExceededError`` once this session has spent it.
     """

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 import anyio
 import pytest
@@ -161,3 +162,14 @@ def test_clients_share_one_tls_context() -> None:
     finally:
         b.close()
         anyio.run(a.aclose)
+
+
+def test_generate_saves_in_the_output_dir_it_is_given(tmp_path: Path) -> None:
+    # Given a folder, the song is written there even without reuse: nothing arrives only in memory.
+    from funmusic_jupyter.simulator import SimulatorServer
+
+    with SimulatorServer(speed=0) as sim:
+        song = fm.generate(prompt="A calm piano song for a quiet morning",
+                           base_url=sim.base_url, output_dir=tmp_path / "songs")
+    assert song.saved_path is not None and song.saved_path.parent == (tmp_path / "songs").resolve()
+    assert song.saved_path.read_bytes() == song.audio
