@@ -53,7 +53,7 @@ from ._html import (
     seconds_text,
     title_of,
 )
-from ._i18n import _
+from ._i18n import N_, _
 from ._limits import field_name, gender_text
 from ._models import Song, mime_type_for
 from ._preview import embedded_audio
@@ -130,7 +130,7 @@ def lyrics_html(lyrics: str) -> str:
             flush()
             parts.append(
                 f'<div role="heading" aria-level="4" class="funmusic-section" '
-                f'style="{HEADING}">{escape(match.group(1).strip())}</div>'
+                f'style="{HEADING}">{escape(_section_name(match.group(1).strip()))}</div>'
             )
         elif stripped:
             lines.append(stripped)
@@ -165,6 +165,25 @@ def _player_html(
 
 
 # -- the song card ------------------------------------------------------------------------------
+# The five structure tags, as a section heading reads in the card's language. The msgid is the tag
+# itself: English shows the tag as written (the heading's CSS capitalises it).
+_SECTION_NAMES = {
+    "intro": N_("intro"),
+    "verse": N_("verse"),
+    "chorus": N_("chorus"),
+    "bridge": N_("bridge"),
+    "outro": N_("outro"),
+}
+
+
+def _section_name(tag: str) -> str:
+    msgid = _SECTION_NAMES.get(tag.lower())
+    if msgid is None:
+        return tag  # a tag of the user's own: shown as written
+    translated = _(msgid)
+    return tag if translated == msgid else translated
+
+
 def _duration(seconds: float) -> str:
     minutes, secs = divmod(int(round(seconds)), 60)
     return _("{seconds:g} s ({minutes}:{secs:02d})").format(
@@ -209,7 +228,10 @@ def song_rows(
         (
             _("Cost"),
             f"{format_money(song.cost(price_per_second), currency)}"
-            f" ({song.duration:g} s × {price_per_second:g} {currency}/s)",
+            " "
+            + _("({seconds:g} s × {price:g} {currency}/s)").format(
+                seconds=song.duration, price=price_per_second, currency=currency
+            ),
         ),
         (_("Request id"), song.request_id or DASH),
         (_("Audio id"), song.audio_id or DASH),

@@ -78,11 +78,14 @@ def zh(message: str) -> str:
 
 
 def section_tags(output: Locator) -> list[str]:
-    """The song cards' lyrics section headings in ``output``: structure tags, which must be
-    the known ones (``[verse]`` shows as "Verse")."""
-    tags = [t.strip().lower() for t in output.locator(".funmusic-section").all_inner_texts()]
-    assert set(tags) <= set(KNOWN_TAGS), tags
-    return tags
+    """The song cards' lyrics section headings in ``output``: the known structure tags, each
+    shown under its Chinese name (``[verse]`` as 主歌), never as the English tag."""
+    headings = [t.strip() for t in output.locator(".funmusic-section").all_inner_texts()]
+    with use_language("zh"):
+        chinese = {gettext_(tag): tag for tag in KNOWN_TAGS}
+    assert all(HAN.search(name) for name in chinese), chinese
+    assert set(headings) <= set(chinese), headings
+    return [chinese[h] for h in headings]
 
 
 def english_left(text: str, *, content: str = "", tags: Iterable[str] = ()) -> list[str]:
