@@ -340,6 +340,17 @@ def test_cli_help_in_both_languages() -> None:
     assert _cli("--language", "zh", "--help").stdout == zh.stdout
 
 
+def test_simulator_help_and_errors_in_both_languages() -> None:
+    zh = _cli("simulator", "--help", language="zh")
+    assert zh.returncode == 0 and zh.stdout.startswith("用法：funmusic simulator")
+    assert "离线 Fun-Music 模拟器" in zh.stdout and "端口（默认 8765" in zh.stdout
+    en = _cli("--language", "en", "simulator", "--help")
+    assert en.stdout.startswith("usage: funmusic simulator") and "Offline Fun-Music" in en.stdout
+    bad = _cli("simulator", "--port", "x", language="zh")
+    assert bad.returncode == 2 and "须为 0–65535 之间的端口；当前为 'x'" in bad.stderr
+    assert "Traceback" not in bad.stderr
+
+
 def test_cli_make_help_in_both_languages() -> None:
     zh = _cli("make", "--help", language="zh")
     assert zh.returncode == 0
