@@ -126,7 +126,7 @@ def current_language() -> Language:
         return chosen
     configured = configured_language()
     if configured in ("en", "zh"):
-        return cast(Language, configured)
+        return configured
     # Read directly, not through check_language: its message is translated, which would come
     # back here.
     env = os.environ.get(ENV_VARIABLE, "").strip().lower()
